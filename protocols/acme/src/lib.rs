@@ -1,0 +1,1 @@
+//! acme (placeholder until implemented).

@@ -1,0 +1,1 @@
+//! cmp (placeholder until implemented).

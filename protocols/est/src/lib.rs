@@ -1,0 +1,1 @@
+//! EST (placeholder until implemented).

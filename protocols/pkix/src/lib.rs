@@ -1,0 +1,1 @@
+//! PKIX helpers (placeholder until implemented).

@@ -1,0 +1,1 @@
+//! scep (placeholder until implemented).

@@ -1,0 +1,1 @@
+//! enrollgate: a certificate enrollment gateway.

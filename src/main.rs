@@ -1,0 +1,2 @@
+//! The enrollgate command line.
+fn main() {}
