@@ -1,1 +1,13 @@
-//! acme (placeholder until implemented).
+//! A sans-I/O ACME server core (RFC 8555).
+#![forbid(unsafe_code)]
+
+mod b64;
+pub mod ids;
+pub mod jwk;
+pub mod jws;
+pub mod problem;
+pub mod resources;
+pub mod router;
+
+#[cfg(test)]
+mod test_support;
