@@ -1,1 +1,4 @@
-//! cmp (placeholder until implemented).
+//! CMP server side (placeholder doc, replaced below).
+
+pub mod oid;
+pub mod types;
