@@ -1,7 +1,9 @@
 //! A sans-I/O ACME server core (RFC 8555).
 #![forbid(unsafe_code)]
 
+pub mod account;
 mod b64;
+pub mod eab;
 pub mod ids;
 pub mod jwk;
 pub mod jws;

@@ -115,13 +115,14 @@ pub fn kid_request(key: &TestKey, kid: &str, url: &str, payload: Option<&Value>)
     sign_value(key, header, payload).to_string().into_bytes()
 }
 
-/// A deterministic RNG for ids: a counter in every byte.
+/// An RNG for ids: a process-wide counter, so ids differ across calls and tests.
 pub fn counter_rng() -> impl FnMut(&mut [u8]) {
-    let mut n = 0u8;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
     move |buf: &mut [u8]| {
-        n = n.wrapping_add(1);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed).to_be_bytes();
         buf.iter_mut()
-            .enumerate()
-            .for_each(|(i, b)| *b = n ^ (i as u8));
+            .zip(n.iter().cycle())
+            .for_each(|(b, x)| *b = *x);
     }
 }
