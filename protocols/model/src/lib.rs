@@ -151,6 +151,17 @@ pub enum KeySource {
         /// The subject-carrying request, DER encoded.
         template_csr: Vec<u8>,
     },
+    /// A key whose possession the protocol already proved (CMP/CRMF proof of possession,
+    /// RFC 4211 section 4), with the subject and extensions the requester asked for. There is
+    /// no PKCS#10 to check: the protocol crate verified the POP signature itself.
+    Verified {
+        /// The requested subject, a DER `Name` (an empty SEQUENCE when none was asked for).
+        subject_der: Vec<u8>,
+        /// The public key, a DER `SubjectPublicKeyInfo`.
+        public_key_der: Vec<u8>,
+        /// The requested extensions, a DER `Extensions` SEQUENCE, when any were asked for.
+        extensions_der: Option<Vec<u8>>,
+    },
 }
 
 /// One normalised request for a certificate.
