@@ -42,6 +42,18 @@ impl EstError {
         }
     }
 
+    /// A stable lower-case name for metrics labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::BadRequest(_) => "bad_request",
+            Self::Unauthorized => "unauthorized",
+            Self::Internal(_) => "internal",
+        }
+    }
+
     /// The reply: the status, a short `text/plain` reason, and for 401 the
     /// `WWW-Authenticate: Basic realm="enrollgate"` challenge.
     pub fn response(&self) -> EstResponse {

@@ -343,6 +343,7 @@ fn other_media_types_are_refused() {
     let err = refuse("/.well-known/est/simpleenroll", &req);
     assert_eq!(err, EstError::UnsupportedMediaType);
     assert_eq!(err.response().status, 415);
+    assert_eq!(err.kind(), "unsupported_media_type");
 }
 
 #[test]
