@@ -1,0 +1,162 @@
+//! Assembly: the data directory, CA, store, tokens and registrar, and the listeners.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::backends::BuiltinBackend;
+use crate::ca::BuiltinCa;
+use crate::config::Config;
+use crate::issuance::{Authenticator, Registrar};
+use crate::metrics::Metrics;
+use crate::server::listener::{self, ListenerSpec};
+use crate::server::{self, AppState};
+use crate::store::{SqliteStore, Store};
+use crate::tokens::Tokens;
+
+/// Everything a running gateway holds.
+pub struct Gateway {
+    /// Shared handler state.
+    pub state: Arc<AppState>,
+    /// Token secrets.
+    pub tokens: Arc<Tokens>,
+    /// The store.
+    pub store: Arc<dyn Store>,
+}
+
+/// The addresses the listeners actually bound (port 0 resolves here).
+#[derive(Clone, Debug, Default)]
+pub struct Bound {
+    /// HTTPS.
+    pub https: Option<SocketAddr>,
+    /// Plain HTTP.
+    pub http: Option<SocketAddr>,
+    /// Admin.
+    pub admin: Option<SocketAddr>,
+}
+
+impl Gateway {
+    /// Creates or reuses the data directory and everything in it.
+    pub async fn open(config: Config) -> anyhow::Result<Self> {
+        let dir = &config.data_dir;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating data directory {}", dir.display()))?;
+        let ca = Arc::new(
+            BuiltinCa::load_or_create(dir, &config.ca).context("loading the built-in CA")?,
+        );
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&dir.join("enrollgate.db"))
+                .await
+                .context("opening the database")?,
+        );
+        let tokens = Arc::new(
+            Tokens::load_or_create(&dir.join("token.key")).context("loading the token key")?,
+        );
+        let config = Arc::new(config);
+        let metrics = Arc::new(Metrics::new());
+        let backend = Arc::new(BuiltinBackend::new(ca.clone()));
+        let authn = Authenticator::new(&config, tokens.clone(), store.clone(), ca.chain())
+            .map_err(anyhow::Error::msg)
+            .context("preparing route authentication")?;
+        let registrar = Arc::new(Registrar::new(
+            config.clone(),
+            store.clone(),
+            backend,
+            authn,
+            metrics.clone(),
+            ca.issuing_not_after,
+        ));
+        let state = Arc::new(AppState {
+            config,
+            registrar,
+            metrics,
+            ca,
+        });
+        Ok(Self {
+            state,
+            tokens,
+            store,
+        })
+    }
+
+    /// Binds every configured listener and serves until `shutdown` turns true.
+    /// Returns the bound addresses through `bound` as soon as they are known.
+    pub async fn serve(
+        &self,
+        shutdown: watch::Receiver<bool>,
+        bound: tokio::sync::oneshot::Sender<Bound>,
+    ) -> anyhow::Result<()> {
+        let cfg = &self.state.config;
+        let limits = &cfg.limits;
+        let spec = |name, tls| ListenerSpec {
+            name,
+            tls,
+            max_connections: limits.max_connections,
+            header_timeout: Duration::from_secs(limits.header_timeout_secs),
+            shutdown_grace: Duration::from_secs(limits.shutdown_grace_secs),
+        };
+        let mut addrs = Bound::default();
+        let mut tasks = Vec::new();
+
+        if let Some(addr) = cfg.listen.https {
+            let key = crate::ca::read_pem(&cfg.data_dir.join("tls.key"))?;
+            let chain = vec![
+                self.state.ca.tls.cert.clone(),
+                self.state.ca.issuing.cert.clone(),
+            ];
+            let acceptor = tokio_rustls::TlsAcceptor::from(server::tls::server_config(chain, key)?);
+            let l = bind(addr).await?;
+            addrs.https = Some(l.local_addr()?);
+            let state = self.state.clone();
+            let h = move |c, r| server::handle(state.clone(), c, r);
+            tasks.push(tokio::spawn(listener::serve(
+                l,
+                spec("https", Some(acceptor)),
+                self.state.metrics.clone(),
+                h,
+                shutdown.clone(),
+            )));
+        }
+        if let Some(addr) = cfg.listen.http {
+            let l = bind(addr).await?;
+            addrs.http = Some(l.local_addr()?);
+            let state = self.state.clone();
+            let h = move |c, r| server::handle(state.clone(), c, r);
+            tasks.push(tokio::spawn(listener::serve(
+                l,
+                spec("http", None),
+                self.state.metrics.clone(),
+                h,
+                shutdown.clone(),
+            )));
+        }
+        if let Some(addr) = cfg.listen.admin {
+            let l = bind(addr).await?;
+            addrs.admin = Some(l.local_addr()?);
+            let state = self.state.clone();
+            let h = move |c, r| server::admin::handle(state.clone(), c, r);
+            tasks.push(tokio::spawn(listener::serve(
+                l,
+                spec("admin", None),
+                self.state.metrics.clone(),
+                h,
+                shutdown.clone(),
+            )));
+        }
+        let _ = bound.send(addrs);
+        for t in tasks {
+            let _ = t.await;
+        }
+        Ok(())
+    }
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))
+}

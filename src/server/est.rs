@@ -1,0 +1,94 @@
+//! EST (RFC 7030) over HTTPS: the protocol crate decides, the registrar issues.
+
+use std::sync::Arc;
+
+use enrollgate_est::{Decision, EstError, EstPath, EstRequest, EstResponse, RouteInfo};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+
+use super::{AppState, Body, ConnInfo, read_body, text};
+
+/// Answers one EST request.
+pub async fn handle(
+    state: &Arc<AppState>,
+    conn: &ConnInfo,
+    path: EstPath,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    if state.registrar.route(&path.label).is_none() {
+        state
+            .metrics
+            .bad_input
+            .with_label_values(&["est", "unknown_route"])
+            .inc();
+        return text(StatusCode::NOT_FOUND, "unknown route");
+    }
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (content_type, cte, authorization) = (
+        header("content-type"),
+        header("content-transfer-encoding"),
+        header("authorization"),
+    );
+    let method = req.method().as_str().to_owned();
+    let body = match read_body(state, req.into_body()).await {
+        Ok(b) => b,
+        Err(response) => {
+            state
+                .metrics
+                .bad_input
+                .with_label_values(&["est", "body"])
+                .inc();
+            return *response;
+        }
+    };
+    let chain = state.registrar.ca_chain(&path.label);
+    let csr_attrs = Vec::new();
+    let route = RouteInfo {
+        ca_chain: &chain,
+        csr_attrs: &csr_attrs,
+    };
+    let est_req = EstRequest {
+        method: &method,
+        content_type: content_type.as_deref(),
+        content_transfer_encoding: cte.as_deref(),
+        authorization: authorization.as_deref(),
+        body: &body,
+        client_chain: &conn.client_chain,
+        tls_exporter: conn.tls_exporter.as_deref(),
+        peer: conn.peer.map(|p| p.to_string()),
+    };
+    match enrollgate_est::handle(&path, &est_req, &route) {
+        Ok(Decision::Respond(r)) => convert(r),
+        Ok(Decision::Issue(request)) => {
+            let outcome = state.registrar.issue(request).await;
+            convert(enrollgate_est::encode_outcome(path.operation, &outcome))
+        }
+        Err(e) => error_response(state, &e),
+    }
+}
+
+/// The response for a refused EST request, counted and logged at debug.
+pub fn error_response(state: &AppState, e: &EstError) -> Response<Body> {
+    state
+        .metrics
+        .bad_input
+        .with_label_values(&["est", e.kind()])
+        .inc();
+    tracing::debug!(error = %e, "EST request refused");
+    convert(e.response())
+}
+
+fn convert(r: EstResponse) -> Response<Body> {
+    let mut builder = Response::builder().status(r.status);
+    for (name, value) in r.headers {
+        builder = builder.header(name, value);
+    }
+    builder
+        .body(Body::from(r.body))
+        .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))
+}
