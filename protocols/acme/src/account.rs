@@ -279,4 +279,4 @@ fn check_contact(c: &str) -> Result<(), Problem> {
 
 #[cfg(test)]
 #[path = "account_tests.rs"]
-mod tests;
+pub(crate) mod tests;

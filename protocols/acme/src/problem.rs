@@ -260,6 +260,19 @@ impl Problem {
     }
 }
 
+impl serde::Serialize for Problem {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_json().serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Problem {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        Self::from_json(&v).ok_or_else(|| serde::de::Error::custom("not an ACME problem document"))
+    }
+}
+
 /// All types, for reverse lookup from a URN.
 const ALL_TYPES: [ProblemType; 26] = [
     ProblemType::AccountDoesNotExist,

@@ -126,3 +126,19 @@ pub fn counter_rng() -> impl FnMut(&mut [u8]) {
             .for_each(|(b, x)| *b = *x);
     }
 }
+
+/// The test vector directory.
+pub fn vector(name: &str) -> Vec<u8> {
+    let path = format!("{}/tests/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+impl TestKey {
+    /// The subscriber key of the test vectors (P-256, PKCS#8).
+    pub fn leaf_key() -> Self {
+        let der = vector("leaf_key.p8.der");
+        let k =
+            EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &der).unwrap();
+        Self::Ec(k, EcCurve::P256)
+    }
+}
