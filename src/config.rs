@@ -243,7 +243,7 @@ impl Default for Profile {
             san_ip: true,
             san_email: vec!["*".into()],
             san_uri: vec!["*".into()],
-            key_types: ["rsa", "p256", "p384", "p521", "ed25519"]
+            key_types: ["p256", "p384", "p521", "ed25519", "rsa"]
                 .map(String::from)
                 .to_vec(),
             min_rsa_bits: 2048,
@@ -389,6 +389,35 @@ mod tests {
         let c = Config::parse("", Path::new("x.toml")).unwrap();
         assert_eq!(c.routes.len(), 1);
         assert!(c.profiles.contains_key("device"));
+    }
+
+    #[test]
+    fn shipped_examples_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                Config::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                seen += 1;
+            }
+        }
+        assert!(
+            seen >= 3,
+            "expected the example configurations in {}",
+            dir.display()
+        );
+    }
+
+    #[test]
+    fn written_default_equals_the_embedded_default() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/embedded-default.toml");
+        let written = Config::load(&path).unwrap();
+        let embedded = Config::default();
+        assert_eq!(
+            toml::to_string(&written).unwrap(),
+            toml::to_string(&embedded).unwrap()
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use enrollgate_est::{Decision, EstError, EstPath, EstRequest, EstResponse, RouteInfo};
+use enrollgate_est::{CsrAttr, Decision, EstError, EstPath, EstRequest, EstResponse, RouteInfo};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 
@@ -47,7 +47,11 @@ pub async fn handle(
         }
     };
     let chain = state.registrar.ca_chain(&path.label);
-    let csr_attrs = Vec::new();
+    let csr_attrs = state
+        .config
+        .route(&path.label)
+        .map(|r| csr_attrs(&state.config, &r.profile))
+        .unwrap_or_default();
     let route = RouteInfo {
         ca_chain: &chain,
         csr_attrs: &csr_attrs,
@@ -81,6 +85,38 @@ pub fn error_response(state: &AppState, e: &EstError) -> Response<Body> {
         .inc();
     tracing::debug!(error = %e, "EST request refused");
     convert(e.response())
+}
+
+/// What the route's profile would like a CSR to carry (RFC 7030 4.5): the preferred key
+/// type and signature algorithm, the first accepted key type being the preferred one.
+fn csr_attrs(config: &crate::config::Config, profile: &str) -> Vec<CsrAttr> {
+    use const_oid::db::{rfc5912, rfc8410};
+    let Some(first) = config
+        .profiles
+        .get(profile)
+        .and_then(|p| p.key_types.first())
+    else {
+        return Vec::new();
+    };
+    match first.as_str() {
+        "p256" => vec![
+            CsrAttr::EcCurve(rfc5912::SECP_256_R_1),
+            CsrAttr::Oid(rfc5912::ECDSA_WITH_SHA_256),
+        ],
+        "p384" => vec![
+            CsrAttr::EcCurve(rfc5912::SECP_384_R_1),
+            CsrAttr::Oid(rfc5912::ECDSA_WITH_SHA_384),
+        ],
+        "p521" => vec![
+            CsrAttr::EcCurve(rfc5912::SECP_521_R_1),
+            CsrAttr::Oid(rfc5912::ECDSA_WITH_SHA_512),
+        ],
+        "ed25519" => vec![CsrAttr::Oid(rfc8410::ID_ED_25519)],
+        _ => vec![
+            CsrAttr::Oid(rfc5912::RSA_ENCRYPTION),
+            CsrAttr::Oid(rfc5912::SHA_256_WITH_RSA_ENCRYPTION),
+        ],
+    }
 }
 
 fn convert(r: EstResponse) -> Response<Body> {
