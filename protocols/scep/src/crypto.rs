@@ -127,13 +127,19 @@ pub(crate) fn verify_signer(
     } else {
         enrollgate_pkix::verify_signature(spki, &alg, message, signature)
     };
-    result.map_err(|e| match e {
-        enrollgate_pkix::PkixError::BadSignature => ScepError::BadSignature,
-        enrollgate_pkix::PkixError::UnsupportedAlgorithm(oid) => ScepError::UnsupportedAlgorithm {
-            what: "signature",
-            oid,
-        },
-        _ => ScepError::invalid("signer key", e.to_string()),
+    result.map_err(|e| {
+        use enrollgate_pkix::PkixError as P;
+        match e {
+            P::BadSignature => ScepError::BadSignature,
+            // The algorithm, the key type or their pairing is one we do not verify: badAlg.
+            P::UnsupportedAlgorithm(what)
+            | P::UnsupportedKey(what)
+            | P::KeyAlgorithmMismatch(what) => ScepError::UnsupportedAlgorithm {
+                what: "signature",
+                oid: what,
+            },
+            other => ScepError::invalid("signer key", other.to_string()),
+        }
     })
 }
 

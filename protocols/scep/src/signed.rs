@@ -138,7 +138,8 @@ impl SignedMessage {
     }
 
     /// Checks the messageDigest attribute against the content, then the signature over the
-    /// signed attributes with the certificate at `signer_index`.
+    /// signed attributes with `signer_cert` (found with [`Self::signer_index`], or a trust
+    /// anchor the caller already holds).
     pub(crate) fn verify(
         &self,
         signer_cert: &Certificate,

@@ -11,7 +11,8 @@ use crate::{
 };
 
 fn decode(msg: &[u8]) -> Result<crate::PkiRequest, ScepFailure> {
-    decode_pki_message(msg, &ra(), &DecodeOptions::default())
+    static RA: std::sync::OnceLock<crate::RaIdentity> = std::sync::OnceLock::new();
+    decode_pki_message(msg, RA.get_or_init(ra), &DecodeOptions::default())
 }
 
 fn fail_info(err: &ScepFailure) -> Option<FailInfo> {
