@@ -185,3 +185,19 @@ fn payload_json_reports_malformed() {
     );
     assert!(v.expect_post_as_get().is_err());
 }
+
+#[test]
+fn every_truncation_of_a_valid_body_is_refused_cleanly() {
+    let key = TestKey::es256();
+    let body = jwk_request(&key, URL, Some(&json!({"contact": ["mailto:a@b.example"]})));
+    for n in 0..body.len() {
+        let parsed = Jws::parse(&body[..n], URL, KeyRule::Jwk);
+        assert!(parsed.and_then(Jws::verify_embedded).is_err(), "prefix {n}");
+    }
+    let mut flipped = body.clone();
+    for i in 0..flipped.len() {
+        flipped[i] ^= 0x20;
+        let _ = Jws::parse(&flipped, URL, KeyRule::Jwk).and_then(Jws::verify_embedded);
+        flipped[i] ^= 0x20;
+    }
+}

@@ -19,7 +19,7 @@ use crate::challenge::{Authorization, AuthzStatus, ChallengeType};
 use crate::ids::{Rng, new_id};
 use crate::jws::VerifiedJws;
 use crate::problem::{Problem, ProblemType, Subproblem};
-use crate::resources::{DirectoryMeta, Identifier, Urls, parse_rfc3339, rfc3339};
+use crate::resources::{DirectoryMeta, Identifier, IdentifierType, Urls, parse_rfc3339, rfc3339};
 
 /// The status of an order (RFC 8555 section 7.1.6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,11 +137,40 @@ pub struct NewOrder {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct NewOrderPayload {
-    identifiers: Vec<Identifier>,
+    identifiers: Vec<RawIdentifier>,
     not_before: Option<String>,
     not_after: Option<String>,
     profile: Option<String>,
     replaces: Option<String>,
+}
+
+/// An identifier as sent, before its type is known to be supported.
+#[derive(Deserialize)]
+struct RawIdentifier {
+    #[serde(rename = "type")]
+    kind: String,
+    value: String,
+}
+
+impl RawIdentifier {
+    /// The typed identifier, or an `unsupportedIdentifier` subproblem.
+    fn typed(&self) -> Result<Identifier, Subproblem> {
+        let kind = match self.kind.as_str() {
+            "dns" => IdentifierType::Dns,
+            "ip" => IdentifierType::Ip,
+            other => {
+                return Err(Subproblem {
+                    kind: ProblemType::UnsupportedIdentifier,
+                    detail: format!("identifier type {other:?} is not supported"),
+                    identifier: Identifier::dns(self.value.clone()),
+                });
+            }
+        };
+        Ok(Identifier {
+            kind,
+            value: self.value.clone(),
+        })
+    }
 }
 
 /// The inputs of newOrder besides the request.
@@ -311,7 +340,7 @@ impl Order {
 /// Normalises the identifiers and runs the policy on each; failures are collected as
 /// subproblems so the client learns about all of them at once.
 fn check_identifiers(
-    ids: &[Identifier],
+    ids: &[RawIdentifier],
     account: &Account,
     ctx: &NewOrderContext<'_>,
 ) -> Result<Vec<Identifier>, Problem> {
@@ -327,19 +356,12 @@ fn check_identifiers(
     }
     let mut accepted = BTreeSet::new();
     let mut subproblems = Vec::new();
-    for id in ids {
-        match id
-            .normalized()
-            .and_then(|n| ctx.policy.check(account, &n).map(|()| n))
-        {
+    for raw in ids {
+        match check_one(raw, account, ctx) {
             Ok(n) => {
                 accepted.insert(n);
             }
-            Err(p) => subproblems.push(Subproblem {
-                kind: p.kind,
-                detail: p.detail,
-                identifier: id.clone(),
-            }),
+            Err(sub) => subproblems.push(sub),
         }
     }
     if !subproblems.is_empty() {
@@ -349,6 +371,22 @@ fn check_identifiers(
         ));
     }
     Ok(accepted.into_iter().collect())
+}
+
+fn check_one(
+    raw: &RawIdentifier,
+    account: &Account,
+    ctx: &NewOrderContext<'_>,
+) -> Result<Identifier, Subproblem> {
+    let id = raw.typed()?;
+    let checked = id
+        .normalized()
+        .and_then(|n| ctx.policy.check(account, &n).map(|()| n));
+    checked.map_err(|p| Subproblem {
+        kind: p.kind,
+        detail: p.detail,
+        identifier: id,
+    })
 }
 
 fn check_profile(profile: Option<&str>, meta: &DirectoryMeta) -> Result<(), Problem> {

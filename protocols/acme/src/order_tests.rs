@@ -271,11 +271,14 @@ fn identifier_policy_rejection_has_subproblems() {
     let p = w.order_with(bad_syntax, &AcceptAll, None).unwrap_err();
     assert_eq!((p.kind, p.subproblems.len()), (ProblemType::Malformed, 2));
     let unknown_type = json!({"identifiers": [{"type": "email", "value": "a@b.example"}]});
+    let p = w.order_with(unknown_type, &AcceptAll, None).unwrap_err();
     assert_eq!(
-        w.order_with(unknown_type, &AcceptAll, None)
-            .unwrap_err()
-            .kind,
-        ProblemType::Malformed
+        (p.kind, p.subproblems.len()),
+        (ProblemType::UnsupportedIdentifier, 1)
+    );
+    assert!(
+        w.order_with(json!({"identifiers": [{"type": 1}]}), &AcceptAll, None)
+            .is_err()
     );
     assert!(
         w.order_with(json!({"identifiers": []}), &AcceptAll, None)
