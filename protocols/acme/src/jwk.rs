@@ -297,7 +297,7 @@ fn ec_from_point(curve_oid: Option<ObjectIdentifier>, point: &[u8]) -> Result<Jw
 
 fn rsa_from_parts(n: Vec<u8>, e: Vec<u8>) -> Result<Jwk, Problem> {
     let (n, e) = (strip_zeros(n), strip_zeros(e));
-    let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+    let bits = (n.len() * 8).saturating_sub(n.first().map_or(8, |b| b.leading_zeros() as usize));
     if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
         return Err(bad_key(format!(
             "RSA modulus of {bits} bits is not accepted"
@@ -358,7 +358,11 @@ mod tests {
             Jwk::from_json(&oct).unwrap_err().kind,
             ProblemType::BadPublicKey
         );
-        let short = json!({"kty": "RSA", "n": "AQAB", "e": "AQAB"});
+        for n in ["", "AA", "AAAA", "AQAB"] {
+            let rsa = json!({"kty": "RSA", "n": n, "e": "AQAB"});
+            assert!(Jwk::from_json(&rsa).is_err(), "{n:?}");
+        }
+        let short = json!({"kty": "RSA", "n": "AQAB", "e": ""});
         assert!(Jwk::from_json(&short).is_err());
         let p256_short = json!({"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "AAAA"});
         assert!(Jwk::from_json(&p256_short).is_err());

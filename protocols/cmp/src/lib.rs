@@ -22,3 +22,6 @@ pub use state::{Event, RequestKind, TransactionState};
 pub fn http_content_type() -> &'static str {
     "application/pkixcmp"
 }
+
+#[cfg(test)]
+mod tests;
