@@ -376,14 +376,19 @@ fn der_that_is_not_a_csr_is_a_bad_request() {
 }
 
 #[test]
-fn a_csr_with_a_bad_signature_is_a_bad_request() {
+fn a_csr_with_a_bad_signature_reaches_the_registrar_which_refuses_it_with_400() {
+    // The registrar checks proof of possession for every protocol; EST hands the CSR on
+    // unchanged and renders the registrar's BadSignature as 400.
     let body = b64(BAD_SIG);
-    let err = refuse("/.well-known/est/simpleenroll", &request("POST", &body));
-    assert_eq!(
-        err,
-        EstError::BadRequest("CSR signature does not verify".into())
+    let req = issue("/.well-known/est/simpleenroll", &request("POST", &body));
+    match req.key {
+        KeySource::Csr(der) => assert_eq!(der, BAD_SIG),
+        other => panic!("unexpected key source {other:?}"),
+    }
+    let reply = encode_outcome(
+        EstOperation::SimpleEnroll,
+        &Outcome::Rejected(RejectReason::BadSignature),
     );
-    let reply = err.response();
     assert_eq!(reply.status, 400);
     assert_eq!(
         reply.header("Content-Type"),
