@@ -15,8 +15,8 @@ use crate::request;
 use crate::server::{CmpServer, PendingReply, Reply, Step, error_body, rejection, requester_id};
 use crate::state::{Common, Event, Phase, RequestKind, TransactionState};
 use crate::types::{
-    CertOrEncCert, CertRepMessage, CertResponse, CertStatus, CertifiedKeyPair, PkiBody,
-    PkiStatus, PkiStatusInfo, PollRepEntry,
+    CertOrEncCert, CertRepMessage, CertResponse, CertStatus, CertifiedKeyPair, PkiBody, PkiStatus,
+    PkiStatusInfo, PollRepEntry,
 };
 
 /// An ir, cr, kur or p10cr opening a transaction: check it and hand it to the registrar.
@@ -32,8 +32,15 @@ pub(crate) fn start(server: &CmpServer, msg: &Verified) -> Result<Step, CmpError
         pvno: msg.facts.pvno,
         implicit_confirm: implicit,
     };
-    let pending = PendingReply { to: ReplyTo::of_verified(msg), common, first: true };
-    Ok(Step::Issue { request: prepared.request, pending })
+    let pending = PendingReply {
+        to: ReplyTo::of_verified(msg),
+        common,
+        first: true,
+    };
+    Ok(Step::Issue {
+        request: prepared.request,
+        pending,
+    })
 }
 
 /// certConf, pollReq or error inside a running transaction.
@@ -46,19 +53,32 @@ pub(crate) fn continue_with(
 ) -> Result<Step, CmpError> {
     match (&msg.msg.body, &state.phase) {
         (PkiBody::PollReq(entries), Phase::AwaitingPoll { pending_id }) => {
-            if !entries.iter().any(|e| e.cert_req_id == state.common.cert_req_id) {
-                return Err(CmpError::BadCertId("pollReq names another certReqId".into()));
+            if !entries
+                .iter()
+                .any(|e| e.cert_req_id == state.common.cert_req_id)
+            {
+                return Err(CmpError::BadCertId(
+                    "pollReq names another certReqId".into(),
+                ));
             }
-            let pending =
-                PendingReply { to: ReplyTo::of_verified(msg), common: state.common.clone(), first: false };
-            Ok(Step::Poll { pending_id: pending_id.clone(), pending })
+            let pending = PendingReply {
+                to: ReplyTo::of_verified(msg),
+                common: state.common.clone(),
+                first: false,
+            };
+            Ok(Step::Poll {
+                pending_id: pending_id.clone(),
+                pending,
+            })
         }
         (PkiBody::CertConf(statuses), Phase::AwaitingConfirm { .. }) => {
             confirm(server, msg, state, statuses, now, rng).map(Step::Reply)
         }
         (PkiBody::Error(_), _) => client_error(server, msg, state, now, rng).map(Step::Reply),
         (PkiBody::PollReq(_), _) => Err(CmpError::OutOfSequence("nothing is pending")),
-        _ => Err(CmpError::OutOfSequence("no certificate awaits confirmation")),
+        _ => Err(CmpError::OutOfSequence(
+            "no certificate awaits confirmation",
+        )),
     }
 }
 
@@ -70,11 +90,16 @@ pub(crate) fn reply_for_outcome(
     now: u64,
     rng: &mut dyn FnMut(&mut [u8]),
 ) -> Result<Reply, CmpError> {
-    let PendingReply { to, mut common, first } = pending;
+    let PendingReply {
+        to,
+        mut common,
+        first,
+    } = pending;
     let id = common.cert_req_id;
     let (body, phase, extras, event, failure) = match outcome {
         Outcome::Issued(issued) => {
-            let (response, ca_pubs, phase, event) = issued_parts(server, &to, &common, issued, now)?;
+            let (response, ca_pubs, phase, event) =
+                issued_parts(server, &to, &common, issued, now)?;
             let body = cert_rep(common.request, ca_pubs, response)?;
             let extras = Extras {
                 implicit_confirm: common.implicit_confirm,
@@ -82,29 +107,59 @@ pub(crate) fn reply_for_outcome(
             };
             (body, phase, extras, event, None)
         }
-        Outcome::Pending { id: pending_id, retry_after } => {
+        Outcome::Pending {
+            id: pending_id,
+            retry_after,
+        } => {
             let body = if first {
                 let status = PkiStatusInfo::new(PkiStatus::Waiting);
-                let response = CertResponse { cert_req_id: id, status, certified_key_pair: None, rsp_info: None };
+                let response = CertResponse {
+                    cert_req_id: id,
+                    status,
+                    certified_key_pair: None,
+                    rsp_info: None,
+                };
                 cert_rep(common.request, None, response)?
             } else {
-                let entry = PollRepEntry { cert_req_id: id, check_after: i64::from(*retry_after), reason: None };
+                let entry = PollRepEntry {
+                    cert_req_id: id,
+                    check_after: i64::from(*retry_after),
+                    reason: None,
+                };
                 PkiBody::PollRep(vec![entry])
             };
-            let phase = Phase::AwaitingPoll { pending_id: pending_id.clone() };
+            let phase = Phase::AwaitingPoll {
+                pending_id: pending_id.clone(),
+            };
             (body, phase, Extras::default(), None, None)
         }
         Outcome::Rejected(reason) => {
             let fail = fail_info_for_reject(reason);
             let status = rejection(fail, reason.public_text());
-            let response = CertResponse { cert_req_id: id, status, certified_key_pair: None, rsp_info: None };
-            (cert_rep(common.request, None, response)?, Phase::Done, Extras::default(), None, Some(fail))
+            let response = CertResponse {
+                cert_req_id: id,
+                status,
+                certified_key_pair: None,
+                rsp_info: None,
+            };
+            (
+                cert_rep(common.request, None, response)?,
+                Phase::Done,
+                Extras::default(),
+                None,
+                Some(fail),
+            )
         }
     };
     let built = server.build(&to, body, extras, now, rng)?;
     common.last_nonce = built.nonce;
     let state = Some(TransactionState { common, phase });
-    Ok(Reply { der: built.der, state, event, failure })
+    Ok(Reply {
+        der: built.der,
+        state,
+        event,
+        failure,
+    })
 }
 
 type IssuedParts = (CertResponse, Option<Vec<Any>>, Phase, Option<Event>);
@@ -142,7 +197,15 @@ fn issued_parts(
     } else {
         let deadline = now.saturating_add(server.config.confirm_wait_secs);
         let cert = issued.certificate.clone();
-        (Phase::AwaitingConfirm { cert, serial, issuer, deadline }, None)
+        (
+            Phase::AwaitingConfirm {
+                cert,
+                serial,
+                issuer,
+                deadline,
+            },
+            None,
+        )
     };
     Ok((response, ca_pubs, phase, event))
 }
@@ -152,7 +215,10 @@ fn cert_rep(
     ca_pubs: Option<Vec<Any>>,
     response: CertResponse,
 ) -> Result<PkiBody, CmpError> {
-    let content = CertRepMessage { ca_pubs, response: vec![response] };
+    let content = CertRepMessage {
+        ca_pubs,
+        response: vec![response],
+    };
     Ok(match kind {
         RequestKind::Ir => PkiBody::Ip(content),
         RequestKind::Cr | RequestKind::P10cr => PkiBody::Cp(content),
@@ -170,17 +236,36 @@ fn confirm(
     now: u64,
     rng: &mut dyn FnMut(&mut [u8]),
 ) -> Result<Reply, CmpError> {
-    let Phase::AwaitingConfirm { cert, serial, issuer, deadline } = &state.phase else {
-        return Err(CmpError::OutOfSequence("no certificate awaits confirmation"));
+    let Phase::AwaitingConfirm {
+        cert,
+        serial,
+        issuer,
+        deadline,
+    } = &state.phase
+    else {
+        return Err(CmpError::OutOfSequence(
+            "no certificate awaits confirmation",
+        ));
     };
-    let revoke = |serial: &String| Event::RevokeRejected { issuer_der: issuer.clone(), serial: serial.clone() };
+    let revoke = |serial: &String| Event::RevokeRejected {
+        issuer_der: issuer.clone(),
+        serial: serial.clone(),
+    };
     let to = ReplyTo::of_verified(msg);
     if now > *deadline {
-        let event = Event::RevokeUnconfirmed { issuer_der: issuer.clone(), serial: serial.clone() };
+        let event = Event::RevokeUnconfirmed {
+            issuer_der: issuer.clone(),
+            serial: serial.clone(),
+        };
         let error = CmpError::ConfirmationTimeout;
         let built = server.build(&to, error_body(&error), Extras::default(), now, rng)?;
         let state = Some(state.clone().finish());
-        return Ok(Reply { der: built.der, state, event: Some(event), failure: Some(error.fail_info()) });
+        return Ok(Reply {
+            der: built.der,
+            state,
+            event: Some(event),
+            failure: Some(error.fail_info()),
+        });
     }
     let event = match statuses {
         // RFC 9810 section 5.3.18: an empty certConf rejects every certificate.
@@ -189,22 +274,35 @@ fn confirm(
             check_cert_hash(status, cert, state.common.cert_req_id)?;
             match &status.status_info {
                 Some(info) if !info.is_positive() => revoke(serial),
-                _ => Event::Confirmed { serial: serial.clone() },
+                _ => Event::Confirmed {
+                    serial: serial.clone(),
+                },
             }
         }
-        _ => return Err(CmpError::BadRequest("certConf for more than one certificate".into())),
+        _ => {
+            return Err(CmpError::BadRequest(
+                "certConf for more than one certificate".into(),
+            ));
+        }
     };
     let built = server.build(&to, PkiBody::PkiConf, Extras::default(), now, rng)?;
     let mut done = state.clone().finish();
     done.common.last_nonce = built.nonce;
-    Ok(Reply { der: built.der, state: Some(done), event: Some(event), failure: None })
+    Ok(Reply {
+        der: built.der,
+        state: Some(done),
+        event: Some(event),
+        failure: None,
+    })
 }
 
 /// RFC 9810 section 5.3.18: the hash uses `hashAlg` when given (pvno 3), else the hash of
 /// the certificate's signature algorithm.
 fn check_cert_hash(status: &CertStatus, cert: &[u8], cert_req_id: i64) -> Result<(), CmpError> {
     if status.cert_req_id != cert_req_id {
-        return Err(CmpError::BadCertId("certConf names another certReqId".into()));
+        return Err(CmpError::BadCertId(
+            "certConf names another certReqId".into(),
+        ));
     }
     let hash_oid = match &status.hash_alg {
         Some(alg) => alg.oid,
@@ -212,7 +310,9 @@ fn check_cert_hash(status: &CertStatus, cert: &[u8], cert_req_id: i64) -> Result
     };
     let digest = aws_lc_rs::digest::digest(digest_alg(&hash_oid)?, cert);
     if digest.as_ref() != status.cert_hash.as_bytes() {
-        return Err(CmpError::BadCertId("certHash does not match the issued certificate".into()));
+        return Err(CmpError::BadCertId(
+            "certHash does not match the issued certificate".into(),
+        ));
     }
     Ok(())
 }
@@ -223,7 +323,11 @@ fn signature_hash(cert: &[u8]) -> Result<der::asn1::ObjectIdentifier, CmpError> 
         oid::ECDSA_SHA256 | oid::RSA_SHA256 => oid::SHA256,
         oid::ECDSA_SHA384 | oid::RSA_SHA384 => oid::SHA384,
         oid::ECDSA_SHA512 | oid::RSA_SHA512 | oid::ED25519 => oid::SHA512,
-        other => return Err(CmpError::UnsupportedAlgorithm(format!("certificate signature {other}"))),
+        other => {
+            return Err(CmpError::UnsupportedAlgorithm(format!(
+                "certificate signature {other}"
+            )));
+        }
     })
 }
 
@@ -237,13 +341,25 @@ fn client_error(
     rng: &mut dyn FnMut(&mut [u8]),
 ) -> Result<Reply, CmpError> {
     let event = match &state.phase {
-        Phase::AwaitingConfirm { serial, issuer, .. } => {
-            Some(Event::RevokeUnconfirmed { issuer_der: issuer.clone(), serial: serial.clone() })
-        }
+        Phase::AwaitingConfirm { serial, issuer, .. } => Some(Event::RevokeUnconfirmed {
+            issuer_der: issuer.clone(),
+            serial: serial.clone(),
+        }),
         _ => None,
     };
-    let built = server.build(&ReplyTo::of_verified(msg), PkiBody::PkiConf, Extras::default(), now, rng)?;
+    let built = server.build(
+        &ReplyTo::of_verified(msg),
+        PkiBody::PkiConf,
+        Extras::default(),
+        now,
+        rng,
+    )?;
     let mut done = state.clone().finish();
     done.common.last_nonce = built.nonce;
-    Ok(Reply { der: built.der, state: Some(done), event, failure: None })
+    Ok(Reply {
+        der: built.der,
+        state: Some(done),
+        event,
+        failure: None,
+    })
 }

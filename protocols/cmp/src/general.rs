@@ -12,7 +12,9 @@ use crate::reply::{Extras, ReplyTo};
 use crate::request::credential;
 use crate::server::{CmpServer, PendingReply, Reply, Step, der_of, rejection, requester_id};
 use crate::state::{Common, Phase, RequestKind, TransactionState};
-use crate::types::{InfoTypeAndValue, PkiBody, PkiStatus, PkiStatusInfo, RevDetails, RevRepContent};
+use crate::types::{
+    InfoTypeAndValue, PkiBody, PkiStatus, PkiStatusInfo, RevDetails, RevRepContent,
+};
 
 /// An rr: name the certificate and the requester for the gateway to revoke.
 pub(crate) fn revocation(server: &CmpServer, msg: &Verified) -> Result<Step, CmpError> {
@@ -20,11 +22,15 @@ pub(crate) fn revocation(server: &CmpServer, msg: &Verified) -> Result<Step, Cmp
         return Err(CmpError::OutOfSequence("not an rr"));
     };
     let [detail] = details.as_slice() else {
-        return Err(CmpError::BadRequest("exactly one RevDetails is supported".into()));
+        return Err(CmpError::BadRequest(
+            "exactly one RevDetails is supported".into(),
+        ));
     };
     let template = &detail.cert_details;
     let (Some(issuer), Some(serial)) = (&template.issuer, &template.serial_number) else {
-        return Err(CmpError::BadCertTemplate("rr needs issuer and serialNumber".into()));
+        return Err(CmpError::BadCertTemplate(
+            "rr needs issuer and serialNumber".into(),
+        ));
     };
     let common = Common {
         transaction_id: msg.facts.transaction_id.clone().unwrap_or_default(),
@@ -40,8 +46,15 @@ pub(crate) fn revocation(server: &CmpServer, msg: &Verified) -> Result<Step, Cmp
         issuer_der: der_of(issuer)?,
         serial: serial_hex(serial.as_bytes()),
         reason: reason_code(detail),
-        requester: Requester { credential: credential(msg)?, peer: None },
-        pending: PendingReply { to: ReplyTo::of_verified(msg), common, first: true },
+        requester: Requester {
+            credential: credential(msg)?,
+            peer: None,
+        },
+        pending: PendingReply {
+            to: ReplyTo::of_verified(msg),
+            common,
+            first: true,
+        },
     })
 }
 
@@ -60,12 +73,24 @@ pub(crate) fn reply_for_revocation(
             (rejection(fail, reason.public_text()), Some(fail))
         }
     };
-    let body = PkiBody::Rp(RevRepContent { status: vec![status], rev_certs: None, crls: None });
+    let body = PkiBody::Rp(RevRepContent {
+        status: vec![status],
+        rev_certs: None,
+        crls: None,
+    });
     let built = server.build(&pending.to, body, Extras::default(), now, rng)?;
     let mut common = pending.common;
     common.last_nonce = built.nonce;
-    let state = Some(TransactionState { common, phase: Phase::Done });
-    Ok(Reply { der: built.der, state, event: None, failure })
+    let state = Some(TransactionState {
+        common,
+        phase: Phase::Done,
+    });
+    Ok(Reply {
+        der: built.der,
+        state,
+        event: None,
+        failure,
+    })
 }
 
 /// A genm: answer caCerts, rootCaCert (no update) and certReqTemplate; skip other types.
@@ -84,32 +109,58 @@ pub(crate) fn general_message(
             answers.push(answer);
         }
     }
-    let built = server.build(&ReplyTo::of_verified(msg), PkiBody::Genp(answers), Extras::default(), now, rng)?;
-    Ok(Step::Reply(Reply { der: built.der, state: None, event: None, failure: None }))
+    let built = server.build(
+        &ReplyTo::of_verified(msg),
+        PkiBody::Genp(answers),
+        Extras::default(),
+        now,
+        rng,
+    )?;
+    Ok(Step::Reply(Reply {
+        der: built.der,
+        state: None,
+        event: None,
+        failure: None,
+    }))
 }
 
-fn answer(server: &CmpServer, itav: &InfoTypeAndValue) -> Result<Option<InfoTypeAndValue>, CmpError> {
+fn answer(
+    server: &CmpServer,
+    itav: &InfoTypeAndValue,
+) -> Result<Option<InfoTypeAndValue>, CmpError> {
     let config = &server.config;
     let (info_type, info_value) = match itav.info_type {
         oid::IT_CA_CERTS if config.ca_certs.is_empty() => (oid::IT_CA_CERTS, None),
         oid::IT_CA_CERTS => {
-            let certs: Result<Vec<Any>, der::Error> = config.ca_certs.iter().map(|c| Any::from_der(c)).collect();
+            let certs: Result<Vec<Any>, der::Error> =
+                config.ca_certs.iter().map(|c| Any::from_der(c)).collect();
             (oid::IT_CA_CERTS, Some(Any::encode_from(&certs?)?))
         }
         // RFC 9483 section 4.3.2: an absent value says there is no root CA update.
         oid::IT_ROOT_CA_CERT => (oid::IT_ROOT_CA_KEY_UPDATE, None),
         oid::IT_CERT_REQ_TEMPLATE => {
-            let template = config.cert_req_template.as_deref().map(Any::from_der).transpose()?;
+            let template = config
+                .cert_req_template
+                .as_deref()
+                .map(Any::from_der)
+                .transpose()?;
             (oid::IT_CERT_REQ_TEMPLATE, template)
         }
         _ => return Ok(None),
     };
-    Ok(Some(InfoTypeAndValue { info_type, info_value }))
+    Ok(Some(InfoTypeAndValue {
+        info_type,
+        info_value,
+    }))
 }
 
 /// The CRL reason code from `crlEntryDetails` (an ENUMERATED inside the extension value).
 fn reason_code(detail: &RevDetails) -> Option<u8> {
-    let ext = detail.crl_entry_details.iter().flatten().find(|e| e.extn_id == oid::CRL_REASON)?;
+    let ext = detail
+        .crl_entry_details
+        .iter()
+        .flatten()
+        .find(|e| e.extn_id == oid::CRL_REASON)?;
     match ext.extn_value.as_bytes() {
         [0x0a, 0x01, code] => Some(*code),
         _ => None,
@@ -118,6 +169,9 @@ fn reason_code(detail: &RevDetails) -> Option<u8> {
 
 /// An INTEGER's content bytes as lower-case hex without leading zero bytes.
 pub(crate) fn serial_hex(bytes: &[u8]) -> String {
-    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len().saturating_sub(1));
+    let start = bytes
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(bytes.len().saturating_sub(1));
     hex::encode(bytes.get(start..).unwrap_or_default())
 }

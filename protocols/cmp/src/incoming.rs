@@ -25,7 +25,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_message_len: 256 * 1024, max_mac_iterations: 10_000 }
+        Self {
+            max_message_len: 256 * 1024,
+            max_mac_iterations: 10_000,
+        }
     }
 }
 
@@ -100,7 +103,10 @@ impl Incoming {
 #[derive(Clone, Debug)]
 pub(crate) enum Proof {
     /// MAC with the caller's secret; replies use the same secret and parameters.
-    Mac { params: MacParams, secret: Secret },
+    Mac {
+        params: Box<MacParams>,
+        secret: Secret,
+    },
     /// Signature by the first extraCert; replies are signed with our key.
     Signature { chain: Vec<Vec<u8>> },
 }
@@ -128,7 +134,10 @@ impl Verified {
 /// Decodes a `PKIMessage` of at most `limits.max_message_len` bytes.
 pub(crate) fn decode(der: &[u8], limits: &Limits) -> Result<Incoming, CmpError> {
     if der.len() > limits.max_message_len {
-        return Err(CmpError::TooLarge { len: der.len(), max: limits.max_message_len });
+        return Err(CmpError::TooLarge {
+            len: der.len(),
+            max: limits.max_message_len,
+        });
     }
     let msg = PkiMessage::from_der(der)?;
     let facts = facts_of(&msg);
@@ -148,8 +157,15 @@ pub(crate) fn verify_mac(
     let params = MacParams::parse(alg, limits.max_mac_iterations)?;
     let data = incoming.msg.protected_part_der()?;
     params.verify(secret.expose(), &data, tag)?;
-    let proof = Proof::Mac { params, secret: secret.clone() };
-    Ok(Verified { msg: incoming.msg.clone(), facts: incoming.facts.clone(), proof })
+    let proof = Proof::Mac {
+        params: Box::new(params),
+        secret: secret.clone(),
+    };
+    Ok(Verified {
+        msg: incoming.msg.clone(),
+        facts: incoming.facts.clone(),
+        proof,
+    })
 }
 
 /// Checks the signature with the first certificate of `extraCerts`.
@@ -164,7 +180,11 @@ pub(crate) fn verify_signature(incoming: &Incoming) -> Result<Verified, CmpError
     let data = incoming.msg.protected_part_der()?;
     signature::verify(&spki, alg, &data, sig, || CmpError::BadMessageCheck)?;
     let proof = Proof::Signature { chain };
-    Ok(Verified { msg: incoming.msg.clone(), facts: incoming.facts.clone(), proof })
+    Ok(Verified {
+        msg: incoming.msg.clone(),
+        facts: incoming.facts.clone(),
+        proof,
+    })
 }
 
 fn protection_parts(
@@ -195,7 +215,11 @@ fn facts_of(msg: &PkiMessage) -> HeaderFacts {
         .iter()
         .flatten()
         .any(|itav| itav.info_type == oid::IT_IMPLICIT_CONFIRM);
-    let extra_certs = msg.extra_certs.iter().flatten().filter_map(|c| der::Encode::to_der(c).ok());
+    let extra_certs = msg
+        .extra_certs
+        .iter()
+        .flatten()
+        .filter_map(|c| der::Encode::to_der(c).ok());
     HeaderFacts {
         pvno: h.pvno,
         body: msg.body.kind(),

@@ -55,7 +55,10 @@ pub(crate) fn is_mac_algorithm(alg: &AlgorithmIdentifierOwned) -> bool {
 impl MacParams {
     /// Parses `protectionAlg`, refusing unknown algorithms and iteration counts above `max`.
     pub(crate) fn parse(alg: &AlgorithmIdentifierOwned, max: u64) -> Result<Self, CmpError> {
-        let params = alg.parameters.as_ref().ok_or_else(|| unsupported("MAC without parameters"))?;
+        let params = alg
+            .parameters
+            .as_ref()
+            .ok_or_else(|| unsupported("MAC without parameters"))?;
         let params = params.to_der()?;
         let parsed = if alg.oid == oid::PASSWORD_BASED_MAC {
             let p = PbmParameter::from_der(&params)?;
@@ -82,7 +85,10 @@ impl MacParams {
         Ok(match self {
             Self::Pbm(p) => Self::Pbm(PbmParameter { salt, ..p.clone() }),
             Self::Pbmac1(p, kdf) => {
-                let kdf = Pbkdf2Params { salt, ..kdf.clone() };
+                let kdf = Pbkdf2Params {
+                    salt,
+                    ..kdf.clone()
+                };
                 let mut p = p.clone();
                 p.key_derivation_func.parameters = Some(Any::encode_from(&kdf)?);
                 Self::Pbmac1(p, kdf)
@@ -104,7 +110,10 @@ impl MacParams {
             Self::Pbm(p) => (oid::PASSWORD_BASED_MAC, Any::encode_from(p)?),
             Self::Pbmac1(p, _) => (oid::PBMAC1, Any::encode_from(p)?),
         };
-        Ok(AlgorithmIdentifierOwned { oid, parameters: Some(params) })
+        Ok(AlgorithmIdentifierOwned {
+            oid,
+            parameters: Some(params),
+        })
     }
 
     /// Computes the MAC over `data` with the shared secret.
@@ -157,7 +166,10 @@ fn pbkdf2_params(kdf: &AlgorithmIdentifierOwned) -> Result<Pbkdf2Params, CmpErro
     if kdf.oid != oid::PBKDF2 {
         return Err(unsupported("PBMAC1 key derivation other than PBKDF2"));
     }
-    let params = kdf.parameters.as_ref().ok_or_else(|| unsupported("PBKDF2 parameters"))?;
+    let params = kdf
+        .parameters
+        .as_ref()
+        .ok_or_else(|| unsupported("PBKDF2 parameters"))?;
     Ok(Pbkdf2Params::from_der(&params.to_der()?)?)
 }
 
@@ -217,7 +229,10 @@ pub(crate) fn pbmac1_sha256(salt: &[u8], iterations: u64) -> Result<MacParams, C
         salt: OctetString::new(salt)?,
         iteration_count: iterations,
         key_length: Some(32),
-        prf: Some(AlgorithmIdentifierOwned { oid: oid::HMAC_WITH_SHA256, parameters: Some(Any::null()) }),
+        prf: Some(AlgorithmIdentifierOwned {
+            oid: oid::HMAC_WITH_SHA256,
+            parameters: Some(Any::null()),
+        }),
     };
     let params = Pbmac1Params {
         key_derivation_func: AlgorithmIdentifierOwned {
@@ -237,8 +252,14 @@ pub(crate) fn pbmac1_sha256(salt: &[u8], iterations: u64) -> Result<MacParams, C
 pub(crate) fn pbm_sha256(salt: &[u8], iterations: u64) -> Result<MacParams, CmpError> {
     Ok(MacParams::Pbm(PbmParameter {
         salt: OctetString::new(salt)?,
-        owf: AlgorithmIdentifierOwned { oid: oid::SHA256, parameters: None },
+        owf: AlgorithmIdentifierOwned {
+            oid: oid::SHA256,
+            parameters: None,
+        },
         iteration_count: iterations,
-        mac: AlgorithmIdentifierOwned { oid: oid::HMAC_WITH_SHA256, parameters: Some(Any::null()) },
+        mac: AlgorithmIdentifierOwned {
+            oid: oid::HMAC_WITH_SHA256,
+            parameters: Some(Any::null()),
+        },
     }))
 }

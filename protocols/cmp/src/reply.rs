@@ -85,7 +85,9 @@ impl CmpServer {
             pvno: to.pvno,
             sender: self.name.clone(),
             recipient: to.recipient.clone(),
-            message_time: Some(GeneralizedTime::from_unix_duration(Duration::from_secs(now))?),
+            message_time: Some(GeneralizedTime::from_unix_duration(Duration::from_secs(
+                now,
+            ))?),
             protection_alg: Some(alg),
             sender_kid: match &mac {
                 Some(_) => to.sender_kid.clone(),
@@ -98,7 +100,11 @@ impl CmpServer {
             free_text: None,
             general_info: general_info(&extras)?,
         };
-        let part = ProtectedPart { header: header.clone(), body: body.clone() }.to_der()?;
+        let part = ProtectedPart {
+            header: header.clone(),
+            body: body.clone(),
+        }
+        .to_der()?;
         let protection = match &mac {
             Some((params, secret)) => params.compute(secret.expose(), &part)?,
             None => self.key.sign(&part)?,
@@ -113,7 +119,10 @@ impl CmpServer {
             protection: Some(BitString::from_bytes(&protection)?),
             extra_certs: extra_certs(certs)?,
         };
-        Ok(Built { der: msg.to_der()?, nonce })
+        Ok(Built {
+            der: msg.to_der()?,
+            nonce,
+        })
     }
 }
 

@@ -5,9 +5,7 @@
 //! hand the registrar a [`KeySource::Verified`].
 
 use der::Encode;
-use enrollgate_model::{
-    Credential, IssuanceRequest, KeySource, Operation, Protocol, Requester,
-};
+use enrollgate_model::{Credential, IssuanceRequest, KeySource, Operation, Protocol, Requester};
 use x509_cert::Certificate;
 
 use crate::error::CmpError;
@@ -42,23 +40,33 @@ pub(crate) fn prepare(v: &Verified, route: &str) -> Result<Prepared, CmpError> {
         protocol: Protocol::Cmp,
         route: route.to_owned(),
         operation,
-        requester: Requester { credential: credential(v)?, peer: None },
+        requester: Requester {
+            credential: credential(v)?,
+            peer: None,
+        },
         key,
         transaction_id: v.facts.transaction_id_hex(),
     };
-    Ok(Prepared { request, kind, cert_req_id })
+    Ok(Prepared {
+        request,
+        kind,
+        cert_req_id,
+    })
 }
 
 /// The credential the message protection proved.
 pub(crate) fn credential(v: &Verified) -> Result<Credential, CmpError> {
     match &v.proof {
         Proof::Mac { .. } => {
-            let kid = v.facts.sender_kid.as_deref().ok_or_else(|| {
-                CmpError::BadRequest("MAC protection without senderKID".into())
-            })?;
+            let kid =
+                v.facts.sender_kid.as_deref().ok_or_else(|| {
+                    CmpError::BadRequest("MAC protection without senderKID".into())
+                })?;
             Ok(Credential::TokenProven { id: kid_text(kid) })
         }
-        Proof::Signature { chain } => Ok(Credential::Certificate { chain: chain.clone() }),
+        Proof::Signature { chain } => Ok(Credential::Certificate {
+            chain: chain.clone(),
+        }),
     }
 }
 
@@ -69,7 +77,9 @@ fn crmf_key(
 ) -> Result<(KeySource, i64), CmpError> {
     // RFC 9483 section 4.1.1: exactly one CertReqMsg.
     let [msg] = reqs.as_slice() else {
-        return Err(CmpError::BadRequest("exactly one CertReqMsg is supported".into()));
+        return Err(CmpError::BadRequest(
+            "exactly one CertReqMsg is supported".into(),
+        ));
     };
     verify_pop(msg)?;
     let template = &msg.cert_req.cert_template;
@@ -79,7 +89,9 @@ fn crmf_key(
     let signer = match (&v.proof, kind) {
         (Proof::Signature { chain }, _) => chain.first().map(|c| parse_cert(c)).transpose()?,
         (Proof::Mac { .. }, RequestKind::Kur) => {
-            return Err(CmpError::NotAuthorized("kur must be signed with the old certificate".into()));
+            return Err(CmpError::NotAuthorized(
+                "kur must be signed with the old certificate".into(),
+            ));
         }
         _ => None,
     };
@@ -88,12 +100,22 @@ fn crmf_key(
     }
     let subject_der = match (&template.subject, &signer) {
         (Some(subject), _) => subject.to_der()?,
-        (None, Some(old)) if kind == RequestKind::Kur => old.tbs_certificate().subject().to_der()?,
+        (None, Some(old)) if kind == RequestKind::Kur => {
+            old.tbs_certificate().subject().to_der()?
+        }
         // An empty Name: the profile decides what to put in.
         (None, _) => vec![0x30, 0x00],
     };
-    let extensions_der = template.extensions.as_ref().map(|e| e.to_der()).transpose()?;
-    let key = KeySource::Verified { subject_der, public_key_der: spki.to_der()?, extensions_der };
+    let extensions_der = template
+        .extensions
+        .as_ref()
+        .map(|e| e.to_der())
+        .transpose()?;
+    let key = KeySource::Verified {
+        subject_der,
+        public_key_der: spki.to_der()?,
+        extensions_der,
+    };
     Ok((key, msg.cert_req.cert_req_id))
 }
 
@@ -102,7 +124,9 @@ fn verify_pop(msg: &CertReqMsg) -> Result<(), CmpError> {
     let popo = match &msg.popo {
         Some(ProofOfPossession::Signature(popo)) => popo,
         Some(ProofOfPossession::RaVerified(_)) => {
-            return Err(CmpError::BadPop("raVerified is not accepted from clients".into()));
+            return Err(CmpError::BadPop(
+                "raVerified is not accepted from clients".into(),
+            ));
         }
         Some(_) => return Err(CmpError::BadPop("only signature POP is supported".into())),
         None => return Err(CmpError::BadPop("missing".into())),
@@ -110,10 +134,20 @@ fn verify_pop(msg: &CertReqMsg) -> Result<(), CmpError> {
     if popo.poposk_input.is_some() {
         return Err(CmpError::BadPop("poposkInput is not supported".into()));
     }
-    let spki = msg.cert_req.cert_template.public_key.as_ref().ok_or_else(|| {
-        CmpError::BadCertTemplate("no public key (central key generation is not supported)".into())
-    })?;
-    let sig = popo.signature.as_bytes().ok_or_else(|| CmpError::BadPop("bit string".into()))?;
+    let spki = msg
+        .cert_req
+        .cert_template
+        .public_key
+        .as_ref()
+        .ok_or_else(|| {
+            CmpError::BadCertTemplate(
+                "no public key (central key generation is not supported)".into(),
+            )
+        })?;
+    let sig = popo
+        .signature
+        .as_bytes()
+        .ok_or_else(|| CmpError::BadPop("bit string".into()))?;
     let signed = msg.cert_req.to_der()?;
     signature::verify(spki, &popo.algorithm_identifier, &signed, sig, || {
         CmpError::BadPop("signature does not verify".into())
@@ -124,13 +158,18 @@ fn verify_pop(msg: &CertReqMsg) -> Result<(), CmpError> {
 fn check_old_cert_id(msg: &CertReqMsg, signer: Option<&Certificate>) -> Result<(), CmpError> {
     let signer = signer.ok_or_else(|| CmpError::NotAuthorized("kur needs a signer".into()))?;
     let controls = msg.cert_req.controls.iter().flatten();
-    let Some(control) = controls.into_iter().find(|c| c.oid == oid::REG_CTRL_OLD_CERT_ID) else {
+    let Some(control) = controls
+        .into_iter()
+        .find(|c| c.oid == oid::REG_CTRL_OLD_CERT_ID)
+    else {
         return Ok(());
     };
     let old: CertId = control.value.decode_as().map_err(CmpError::Malformed)?;
     let serial = signer.tbs_certificate().serial_number().as_bytes();
     if old.serial_number.as_bytes() != serial {
-        return Err(CmpError::BadCertId("oldCertId is not the signing certificate".into()));
+        return Err(CmpError::BadCertId(
+            "oldCertId is not the signing certificate".into(),
+        ));
     }
     Ok(())
 }

@@ -118,7 +118,9 @@ pub struct CmpServer {
 
 impl std::fmt::Debug for CmpServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CmpServer").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("CmpServer")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -131,15 +133,25 @@ impl CmpServer {
         chain: Vec<Vec<u8>>,
     ) -> Result<Self, CmpError> {
         let key = SigningKey::from_pkcs8(key_pkcs8)?;
-        let leaf = chain.first().ok_or_else(|| CmpError::Internal("empty chain".into()))?;
+        let leaf = chain
+            .first()
+            .ok_or_else(|| CmpError::Internal("empty chain".into()))?;
         let cert = Certificate::from_der(leaf)?;
         let tbs = cert.tbs_certificate();
         if tbs.subject_public_key_info().subject_public_key.as_bytes() != Some(key.public_key()) {
-            return Err(CmpError::Internal("protection key does not match its certificate".into()));
+            return Err(CmpError::Internal(
+                "protection key does not match its certificate".into(),
+            ));
         }
         let kid = subject_key_id(&cert);
         let name = GeneralName::DirectoryName(tbs.subject().clone());
-        Ok(Self { config, key, chain, name, kid })
+        Ok(Self {
+            config,
+            key,
+            chain,
+            name,
+            kid,
+        })
     }
 
     /// The route's settings.
@@ -175,7 +187,9 @@ impl CmpServer {
         rng: &mut dyn FnMut(&mut [u8]),
     ) -> Result<Vec<u8>, CmpError> {
         let to = ReplyTo::new(&msg.msg, None);
-        Ok(self.build(&to, error_body(error), Default::default(), now, rng)?.der)
+        Ok(self
+            .build(&to, error_body(error), Default::default(), now, rng)?
+            .der)
     }
 
     /// Step 3: advances the transaction. `prior` is the state stored under the message's
@@ -235,7 +249,9 @@ impl CmpServer {
             return Err(CmpError::BadRequest("transactionID missing".into()));
         }
         if facts.sender_nonce.as_ref().is_none_or(|n| n.len() < 16) {
-            return Err(CmpError::BadRequest("senderNonce missing or shorter than 128 bits".into()));
+            return Err(CmpError::BadRequest(
+                "senderNonce missing or shorter than 128 bits".into(),
+            ));
         }
         use BodyKind as K;
         match (facts.body, prior) {
@@ -252,7 +268,10 @@ impl CmpServer {
             (K::CertConf | K::PollReq | K::Error, None) => {
                 Err(CmpError::OutOfSequence("no such transaction"))
             }
-            _ => Err(CmpError::BadRequest(format!("{} is not supported", facts.body.name()))),
+            _ => Err(CmpError::BadRequest(format!(
+                "{} is not supported",
+                facts.body.name()
+            ))),
         }
     }
 
@@ -267,7 +286,12 @@ impl CmpServer {
     ) -> Result<Reply, CmpError> {
         let to = ReplyTo::of_verified(msg);
         let built = self.build(&to, error_body(error), Default::default(), now, rng)?;
-        Ok(Reply { der: built.der, state: prior, event: None, failure: Some(error.fail_info()) })
+        Ok(Reply {
+            der: built.der,
+            state: prior,
+            event: None,
+            failure: Some(error.fail_info()),
+        })
     }
 }
 
@@ -297,7 +321,9 @@ fn check_continuation(msg: &Verified, state: &TransactionState) -> Result<(), Cm
         return Err(CmpError::BadRecipientNonce);
     }
     if requester_id(msg) != state.common.requester {
-        return Err(CmpError::NotAuthorized("transaction belongs to another requester".into()));
+        return Err(CmpError::NotAuthorized(
+            "transaction belongs to another requester".into(),
+        ));
     }
     Ok(())
 }

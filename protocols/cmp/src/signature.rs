@@ -44,7 +44,10 @@ impl SigningKey {
 
     /// The `protectionAlg` of our signatures: ecdsa-with-SHA256 (parameters absent).
     pub(crate) fn algorithm_identifier(&self) -> AlgorithmIdentifierOwned {
-        AlgorithmIdentifierOwned { oid: oid::ECDSA_SHA256, parameters: None }
+        AlgorithmIdentifierOwned {
+            oid: oid::ECDSA_SHA256,
+            parameters: None,
+        }
     }
 
     /// The public key's raw point, to match it against the protection certificate.

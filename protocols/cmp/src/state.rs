@@ -72,7 +72,12 @@ pub(crate) enum Phase {
     /// The registrar answered Pending; the client polls with pollReq.
     AwaitingPoll { pending_id: String },
     /// A certificate went out; its certConf is due by `deadline` (unix seconds).
-    AwaitingConfirm { cert: Vec<u8>, serial: String, issuer: Vec<u8>, deadline: u64 },
+    AwaitingConfirm {
+        cert: Vec<u8>,
+        serial: String,
+        issuer: Vec<u8>,
+        deadline: u64,
+    },
     /// Nothing more is expected.
     Done,
 }
@@ -149,9 +154,16 @@ impl TransactionState {
     /// store and the revocation the gateway must carry out.
     pub fn expire(&self, now: u64) -> Option<(Self, Event)> {
         match &self.phase {
-            Phase::AwaitingConfirm { serial, issuer, deadline, .. } if now > *deadline => {
-                let event =
-                    Event::RevokeUnconfirmed { issuer_der: issuer.clone(), serial: serial.clone() };
+            Phase::AwaitingConfirm {
+                serial,
+                issuer,
+                deadline,
+                ..
+            } if now > *deadline => {
+                let event = Event::RevokeUnconfirmed {
+                    issuer_der: issuer.clone(),
+                    serial: serial.clone(),
+                };
                 Some((self.clone().finish(), event))
             }
             _ => None,
@@ -159,7 +171,10 @@ impl TransactionState {
     }
 
     pub(crate) fn finish(self) -> Self {
-        Self { common: self.common, phase: Phase::Done }
+        Self {
+            common: self.common,
+            phase: Phase::Done,
+        }
     }
 
     /// The versioned DER record to store.
@@ -222,7 +237,12 @@ impl Record {
                 record.phase = 1;
                 record.pending_id = Some(pending_id.clone());
             }
-            Phase::AwaitingConfirm { cert, serial, issuer, deadline } => {
+            Phase::AwaitingConfirm {
+                cert,
+                serial,
+                issuer,
+                deadline,
+            } => {
                 record.phase = 2;
                 record.cert = Some(OctetString::new(cert.clone())?);
                 record.serial = Some(serial.clone());
@@ -239,7 +259,13 @@ impl Record {
         if self.version != RECORD_VERSION {
             return Err(bad("unknown version"));
         }
-        let phase = match (self.phase, self.pending_id, self.cert, self.serial, self.issuer) {
+        let phase = match (
+            self.phase,
+            self.pending_id,
+            self.cert,
+            self.serial,
+            self.issuer,
+        ) {
             (1, Some(pending_id), ..) => Phase::AwaitingPoll { pending_id },
             (2, _, Some(cert), Some(serial), Some(issuer)) => Phase::AwaitingConfirm {
                 cert: cert.into_bytes().into(),

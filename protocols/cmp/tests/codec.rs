@@ -1,5 +1,7 @@
 //! Decoding and re-encoding every captured `openssl cmp` message reproduces it byte for byte.
 
+#![expect(clippy::unwrap_used, reason = "a test fails by panicking")]
+
 use der::{Decode, Encode};
 use enrollgate_cmp::types::{BodyKind, PkiMessage};
 

@@ -7,7 +7,9 @@
 use der::asn1::{Any, Null};
 use der::{Decode, Encode, Length, Reader, Tag, TagNumber, Tagged, Writer};
 
-use super::content::{CertConfirmContent, CertRepMessage, ErrorMsgContent, RevDetails, RevRepContent};
+use super::content::{
+    CertConfirmContent, CertRepMessage, ErrorMsgContent, RevDetails, RevRepContent,
+};
 use super::content::{PollRepEntry, PollReqEntry};
 use super::crmf::CertReqMessages;
 use super::header::InfoTypeAndValue;
@@ -169,13 +171,19 @@ impl PkiBody {
 
     fn to_any(&self) -> der::Result<Any> {
         let (number, content) = self.tagged_content()?;
-        let tag = Tag::ContextSpecific { constructed: true, number: TagNumber(number) };
+        let tag = Tag::ContextSpecific {
+            constructed: true,
+            number: TagNumber(number),
+        };
         Any::new(tag, content)
     }
 
     fn from_any(any: &Any) -> der::Result<Self> {
         let number = match any.tag() {
-            Tag::ContextSpecific { constructed: true, number } => number.0,
+            Tag::ContextSpecific {
+                constructed: true,
+                number,
+            } => number.0,
             other => return Err(other.unexpected_error(None).into()),
         };
         let inner = any.value();
@@ -199,7 +207,10 @@ impl PkiBody {
             24 => Self::CertConf(Decode::from_der(inner)?),
             25 => Self::PollReq(Decode::from_der(inner)?),
             26 => Self::PollRep(Decode::from_der(inner)?),
-            tag => Self::Other { tag, value: Decode::from_der(inner)? },
+            tag => Self::Other {
+                tag,
+                value: Decode::from_der(inner)?,
+            },
         })
     }
 }

@@ -96,6 +96,10 @@ pub struct OptionalValidity {
 
 /// `ProofOfPossession` (RFC 4211 section 4).
 #[derive(Clone, Debug, PartialEq, Eq, Choice)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a wire type; one per request, never in bulk"
+)]
 pub enum ProofOfPossession {
     /// `raVerified [0] NULL`.
     #[asn1(context_specific = "0", tag_mode = "IMPLICIT")]

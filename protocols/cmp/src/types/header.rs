@@ -91,7 +91,11 @@ pub struct PkiStatusInfo {
 impl PkiStatusInfo {
     /// A status without text or failure bits.
     pub fn new(status: PkiStatus) -> Self {
-        Self { status: status as u8, status_string: None, fail_info: None }
+        Self {
+            status: status as u8,
+            status_string: None,
+            fail_info: None,
+        }
     }
 
     /// Whether the status is `accepted` or `grantedWithMods`.

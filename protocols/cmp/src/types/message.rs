@@ -34,6 +34,10 @@ pub struct ProtectedPart {
 impl PkiMessage {
     /// The DER of the `ProtectedPart` of this message.
     pub fn protected_part_der(&self) -> der::Result<Vec<u8>> {
-        ProtectedPart { header: self.header.clone(), body: self.body.clone() }.to_der()
+        ProtectedPart {
+            header: self.header.clone(),
+            body: self.body.clone(),
+        }
+        .to_der()
     }
 }

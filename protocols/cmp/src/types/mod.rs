@@ -13,8 +13,8 @@ mod message;
 
 pub use body::{BodyKind, PkiBody};
 pub use content::{
-    CertConfirmContent, CertOrEncCert, CertRepMessage, CertResponse, CertStatus,
-    CertifiedKeyPair, ErrorMsgContent, PollRepEntry, PollReqEntry, RevDetails, RevRepContent,
+    CertConfirmContent, CertOrEncCert, CertRepMessage, CertResponse, CertStatus, CertifiedKeyPair,
+    ErrorMsgContent, PollRepEntry, PollReqEntry, RevDetails, RevRepContent,
 };
 pub use crmf::{
     AttributeTypeAndValue, CertId, CertReqMessages, CertReqMsg, CertRequest, CertTemplate,
