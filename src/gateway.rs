@@ -42,7 +42,7 @@ pub struct Bound {
 impl Gateway {
     /// Creates or reuses the data directory and everything in it.
     pub async fn open(config: Config) -> anyhow::Result<Self> {
-        let dir = &config.data_dir;
+        let dir = &config.data_dir.clone();
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating data directory {}", dir.display()))?;
         let ca = Arc::new(
@@ -70,11 +70,15 @@ impl Gateway {
             metrics.clone(),
             ca.issuing_not_after,
         ));
+        let ra_key = crate::ca::read_pem(&dir.join("ra.key"))?;
+        let scep_ra = enrollgate_scep::RaIdentity::new(&ca.ra.cert, &ra_key)
+            .context("loading the SCEP RA identity")?;
         let state = Arc::new(AppState {
             config,
             registrar,
             metrics,
             ca,
+            scep_ra: Some(Arc::new(scep_ra)),
         });
         Ok(Self {
             state,

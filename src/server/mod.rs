@@ -4,6 +4,7 @@
 pub mod admin;
 mod est;
 pub mod listener;
+mod scep;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The built-in CA (CRL signing, SCEP RA identity).
     pub ca: Arc<BuiltinCa>,
+    /// The SCEP RA identity, parsed once.
+    pub scep_ra: Option<Arc<enrollgate_scep::RaIdentity>>,
 }
 
 /// What the listener knows about the connection a request came on.
@@ -86,6 +89,10 @@ async fn route(state: &Arc<AppState>, conn: &ConnInfo, req: Request<Incoming>) -
             Ok(est_path) => est::handle(state, conn, est_path, req).await,
             Err(e) => est::error_response(state, &e),
         };
+    }
+    if let Some(label) = scep::route_label(&path) {
+        let label = label.to_owned();
+        return scep::handle(state, conn, &label, req).await;
     }
     match path.as_str() {
         "/crl" | "/ca.crl" => crl(state).await,

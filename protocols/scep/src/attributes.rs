@@ -134,6 +134,17 @@ pub enum FailInfo {
 }
 
 impl FailInfo {
+    /// The RFC 8894 name, for metrics labels and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::BadAlg => "badAlg",
+            Self::BadMessageCheck => "badMessageCheck",
+            Self::BadRequest => "badRequest",
+            Self::BadTime => "badTime",
+            Self::BadCertId => "badCertId",
+        }
+    }
+
     /// The decimal number carried in the attribute.
     pub fn number(self) -> u8 {
         match self {

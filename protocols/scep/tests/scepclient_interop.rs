@@ -29,10 +29,12 @@ fn installed(cmd: &str, arg: &str) -> bool {
 
 #[test]
 fn scepclient_enrolls_renews_and_sees_a_refusal() {
-    if !installed("scepclient", "-version") || !installed("openssl", "version") {
-        eprintln!("skipped: scepclient or openssl not installed");
-        return;
-    }
+    // A missing peer is a failure, never a skip: scripts/test-deps.sh installs both.
+    assert!(
+        installed("scepclient", "-version"),
+        "scepclient is not installed (Debian package scep)"
+    );
+    assert!(installed("openssl", "version"), "openssl is not installed");
     let work = std::env::temp_dir().join(format!("enrollgate-scep-interop-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).expect("work dir");
