@@ -289,7 +289,10 @@ mod tests {
     fn secret_debug_is_redacted() {
         let s = Secret::new(b"hunter2".to_vec());
         assert_eq!(format!("{s:?}"), "Secret(..)");
-        let c = Credential::Token { id: "abc".into(), secret: s };
+        let c = Credential::Token {
+            id: "abc".into(),
+            secret: s,
+        };
         assert!(!format!("{c:?}").contains("hunter2"));
     }
 
