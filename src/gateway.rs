@@ -73,12 +73,16 @@ impl Gateway {
         let ra_key = crate::ca::read_pem(&dir.join("ra.key"))?;
         let scep_ra = enrollgate_scep::RaIdentity::new(&ca.ra.cert, &ra_key)
             .context("loading the SCEP RA identity")?;
+        let cmp_key = crate::ca::read_pem(&dir.join("cmp.key"))?;
+        let cmp = server::cmp::CmpServers::new(&config, &ca, &cmp_key)?;
         let state = Arc::new(AppState {
             config,
             registrar,
             metrics,
             ca,
             scep_ra: Some(Arc::new(scep_ra)),
+            cmp,
+            tokens: tokens.clone(),
         });
         Ok(Self {
             state,
@@ -152,9 +156,14 @@ impl Gateway {
             )));
         }
         let _ = bound.send(addrs);
+        let sweeper = tokio::spawn(server::cmp::sweep_unconfirmed(
+            self.state.clone(),
+            Duration::from_secs(10),
+        ));
         for t in tasks {
             let _ = t.await;
         }
+        sweeper.abort();
         Ok(())
     }
 }

@@ -41,6 +41,8 @@ pub struct BuiltinCa {
     pub ra: Identity,
     /// The HTTPS and DTLS server identity.
     pub tls: Identity,
+    /// The key and certificate that sign CMP replies (ECDSA P-256).
+    pub cmp: Identity,
     /// Unix time of the issuing CA's notAfter, the clamp for end-entity validity.
     pub issuing_not_after: SystemTime,
 }
@@ -130,12 +132,26 @@ impl BuiltinCa {
             ];
             Ok(x509::sign_certificate(&t, &issuing.issuer())?)
         })?;
+        let cmp = identity(dir, "cmp", KeyAlgorithm::EcdsaP256, |_, spki| {
+            let name = parse_name(&format!("CN={} CMP RA", cfg.name))?;
+            let mut t = leaf(
+                name,
+                spki,
+                now,
+                days(1825),
+                KeyUsages::DigitalSignature.into(),
+            );
+            // id-kp-cmcRA (RFC 6402): the key signs protocol messages on behalf of the CA.
+            t.extended_key_usage = vec![ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.28")];
+            Ok(x509::sign_certificate(&t, &issuing.issuer())?)
+        })?;
         let issuing_not_after = not_after(&issuing.cert)?;
         Ok(Self {
             root,
             issuing,
             ra,
             tls,
+            cmp,
             issuing_not_after,
         })
     }

@@ -2,6 +2,7 @@
 //! registrar. Anything that needs an RFC citation lives in a protocol crate.
 
 pub mod admin;
+pub mod cmp;
 mod est;
 pub mod listener;
 mod scep;
@@ -33,6 +34,10 @@ pub struct AppState {
     pub ca: Arc<BuiltinCa>,
     /// The SCEP RA identity, parsed once.
     pub scep_ra: Option<Arc<enrollgate_scep::RaIdentity>>,
+    /// CMP servers by route.
+    pub cmp: cmp::CmpServers,
+    /// Token secrets (CMP MAC keys are derived from the token id).
+    pub tokens: Arc<crate::tokens::Tokens>,
 }
 
 /// What the listener knows about the connection a request came on.
@@ -89,6 +94,10 @@ async fn route(state: &Arc<AppState>, conn: &ConnInfo, req: Request<Incoming>) -
             Ok(est_path) => est::handle(state, conn, est_path, req).await,
             Err(e) => est::error_response(state, &e),
         };
+    }
+    if let Some(label) = cmp::route_label(&path) {
+        let label = label.to_owned();
+        return cmp::handle(state, conn, &label, req).await;
     }
     if let Some(label) = scep::route_label(&path) {
         let label = label.to_owned();

@@ -184,6 +184,8 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<()>;
     /// Reads a state blob that has not expired at `now`.
     async fn blob(&self, kind: &str, key: &str, now: i64) -> StoreResult<Option<Vec<u8>>>;
+    /// Every unexpired blob of a kind, with its key (for sweepers; keep kinds small).
+    async fn blobs_of_kind(&self, kind: &str, now: i64) -> StoreResult<Vec<(String, Vec<u8>)>>;
     /// Deletes a state blob; returns whether it existed (single-use values such as nonces).
     async fn take_blob(&self, kind: &str, key: &str, now: i64) -> StoreResult<bool>;
 

@@ -297,6 +297,17 @@ impl Store for SqliteStore {
         Ok(row.map(|r| r.try_get("value")).transpose()?)
     }
 
+    async fn blobs_of_kind(&self, kind: &str, now: i64) -> StoreResult<Vec<(String, Vec<u8>)>> {
+        let rows = sqlx::query("SELECT key, value FROM blobs WHERE kind = $1 AND expires_at > $2")
+            .bind(kind)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("key")?, r.try_get("value")?)))
+            .collect()
+    }
+
     async fn take_blob(&self, kind: &str, key: &str, now: i64) -> StoreResult<bool> {
         let done =
             sqlx::query("DELETE FROM blobs WHERE kind = $1 AND key = $2 AND expires_at > $3")
