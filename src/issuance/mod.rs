@@ -196,6 +196,7 @@ impl Registrar {
             csr: m.csr.as_deref(),
         };
         policy::check(
+            &route.label,
             &route.profile,
             profile,
             &candidate,

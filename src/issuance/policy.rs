@@ -19,6 +19,7 @@ use crate::config::Profile;
 /// A request that passed policy, with everything the certificate will say.
 #[derive(Clone, Debug)]
 pub struct Approved {
+    route: String,
     profile: String,
     serial: Vec<u8>,
     subject: Name,
@@ -32,6 +33,10 @@ pub struct Approved {
 }
 
 impl Approved {
+    /// The route label the request arrived on (selects the backends).
+    pub fn route(&self) -> &str {
+        &self.route
+    }
     /// The profile name.
     pub fn profile(&self) -> &str {
         &self.profile
@@ -88,6 +93,7 @@ pub struct Candidate<'a> {
 
 /// Checks a candidate against a profile (and a token's own subject pattern).
 pub fn check(
+    route: &str,
     profile_name: &str,
     profile: &Profile,
     candidate: &Candidate<'_>,
@@ -123,6 +129,7 @@ pub fn check(
     let now = SystemTime::now();
     let wanted = now + Duration::from_secs(u64::from(profile.validity_days) * 86_400);
     Ok(Approved {
+        route: route.to_owned(),
         profile: profile_name.to_owned(),
         serial: crate::ca::random_serial(),
         subject: candidate.subject.clone(),
