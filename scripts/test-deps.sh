@@ -10,6 +10,9 @@ declare -A packages=(
   [scep]=scepclient
   [libssl-dev]=
   [pkg-config]=pkg-config
+  [certbot]=certbot
+  [lego]=lego
+  [pebble]=pebble-challtestsrv
 )
 
 missing=()

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::KeyAlgorithm;
 
+mod acme;
+pub use acme::{Acme, AcmeProfile, AcmeRateLimits, AcmeRoute, AcmeValidation};
+
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -30,6 +33,8 @@ pub struct Config {
     pub profiles: BTreeMap<String, Profile>,
     /// Routes: a label selects a profile, an authentication policy and a backend.
     pub routes: Vec<Route>,
+    /// The ACME server.
+    pub acme: Acme,
 }
 
 /// Listener addresses; a missing one is not opened.
@@ -188,6 +193,7 @@ impl Default for Config {
                 password_env: None,
                 manual_approval: false,
             }],
+            acme: Acme::default(),
         }
     }
 }
@@ -343,6 +349,7 @@ impl Config {
         if self.limits.max_body_bytes == 0 || self.limits.max_body_bytes > 16 * 1024 * 1024 {
             return bad("limits.max_body_bytes must be between 1 and 16 MiB".into());
         }
+        self.acme.validate(self)?;
         Ok(())
     }
 

@@ -75,6 +75,7 @@ impl Gateway {
             .context("loading the SCEP RA identity")?;
         let cmp_key = crate::ca::read_pem(&dir.join("cmp.key"))?;
         let cmp = server::cmp::CmpServers::new(&config, &ca, &cmp_key)?;
+        let acme = server::acme::AcmeService::new(&config).context("preparing ACME")?;
         let state = Arc::new(AppState {
             config,
             registrar,
@@ -83,6 +84,7 @@ impl Gateway {
             scep_ra: Some(Arc::new(scep_ra)),
             cmp,
             tokens: tokens.clone(),
+            acme,
         });
         Ok(Self {
             state,

@@ -1,6 +1,7 @@
 //! Listeners and request routing: thin async glue between sockets, protocol crates and the
 //! registrar. Anything that needs an RFC citation lives in a protocol crate.
 
+pub mod acme;
 pub mod admin;
 pub mod cmp;
 mod est;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub cmp: cmp::CmpServers,
     /// Token secrets (CMP MAC keys are derived from the token id).
     pub tokens: Arc<crate::tokens::Tokens>,
+    /// The ACME server's validator; its protocol state lives in the store.
+    pub acme: acme::AcmeService,
 }
 
 /// What the listener knows about the connection a request came on.
@@ -98,6 +101,10 @@ async fn route(state: &Arc<AppState>, conn: &ConnInfo, req: Request<Incoming>) -
     if let Some(label) = cmp::route_label(&path) {
         let label = label.to_owned();
         return cmp::handle(state, conn, &label, req).await;
+    }
+    if let Some((label, below)) = acme::split_path(&state.config, &path) {
+        let (label, below) = (label.to_owned(), below.to_owned());
+        return acme::handle(state, conn, &label, &below, req).await;
     }
     if let Some(label) = scep::route_label(&path) {
         let label = label.to_owned();
