@@ -13,6 +13,9 @@ declare -A packages=(
   [certbot]=certbot
   [lego]=lego
   [pebble]=pebble-challtestsrv
+  [certbot]=certbot
+  [lego]=lego
+  [pebble]=pebble-challtestsrv
 )
 
 missing=()

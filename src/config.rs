@@ -15,6 +15,9 @@ use crate::crypto::KeyAlgorithm;
 mod acme;
 pub use acme::{Acme, AcmeProfile, AcmeRateLimits, AcmeRoute, AcmeValidation};
 
+mod acme;
+pub use acme::{Acme, AcmeProfile, AcmeRateLimits, AcmeRoute, AcmeValidation};
+
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]

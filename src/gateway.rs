@@ -76,6 +76,7 @@ impl Gateway {
         let cmp_key = crate::ca::read_pem(&dir.join("cmp.key"))?;
         let cmp = server::cmp::CmpServers::new(&config, &ca, &cmp_key)?;
         let acme = server::acme::AcmeService::new(&config).context("preparing ACME")?;
+        let acme = server::acme::AcmeService::new(&config).context("preparing ACME")?;
         let state = Arc::new(AppState {
             config,
             registrar,

@@ -2,6 +2,7 @@
 //! registrar. Anything that needs an RFC citation lives in a protocol crate.
 
 pub mod acme;
+pub mod acme;
 pub mod admin;
 pub mod cmp;
 mod est;
@@ -101,6 +102,10 @@ async fn route(state: &Arc<AppState>, conn: &ConnInfo, req: Request<Incoming>) -
     if let Some(label) = cmp::route_label(&path) {
         let label = label.to_owned();
         return cmp::handle(state, conn, &label, req).await;
+    }
+    if let Some((label, below)) = acme::split_path(&state.config, &path) {
+        let (label, below) = (label.to_owned(), below.to_owned());
+        return acme::handle(state, conn, &label, &below, req).await;
     }
     if let Some((label, below)) = acme::split_path(&state.config, &path) {
         let (label, below) = (label.to_owned(), below.to_owned());
