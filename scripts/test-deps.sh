@@ -10,6 +10,7 @@ declare -A packages=(
   [scep]=scepclient
   [libssl-dev]=
   [pkg-config]=pkg-config
+  [golang-cfssl]=cfssl
   [certbot]=certbot
   [lego]=lego
   [pebble]=pebble-challtestsrv

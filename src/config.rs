@@ -36,6 +36,9 @@ pub struct Config {
     pub profiles: BTreeMap<String, Profile>,
     /// Routes: a label selects a profile, an authentication policy and a backend.
     pub routes: Vec<Route>,
+    /// Named CA backends (`[backends.NAME]`); `builtin` always exists. See
+    /// [`crate::backends::config`].
+    pub backends: BTreeMap<String, crate::backends::BackendDef>,
     /// The ACME server.
     pub acme: Acme,
 }
@@ -171,6 +174,10 @@ pub struct Route {
     /// Hold every request for an operator's decision.
     #[serde(default)]
     pub manual_approval: bool,
+    /// Backends to try in order (names from `[backends]`, or `builtin`); the next is tried
+    /// only when one surely did not issue. Empty means `["builtin"]`.
+    #[serde(default)]
+    pub backends: Vec<String>,
 }
 
 fn default_auth() -> Vec<AuthMethod> {
@@ -195,7 +202,9 @@ impl Default for Config {
                 trust_anchors: Vec::new(),
                 password_env: None,
                 manual_approval: false,
+                backends: Vec::new(),
             }],
+            backends: BTreeMap::new(),
             acme: Acme::default(),
         }
     }
@@ -349,6 +358,7 @@ impl Config {
         for (name, p) in &self.profiles {
             self.validate_profile(name, p)?;
         }
+        self.validate_backends()?;
         if self.limits.max_body_bytes == 0 || self.limits.max_body_bytes > 16 * 1024 * 1024 {
             return bad("limits.max_body_bytes must be between 1 and 16 MiB".into());
         }
@@ -379,6 +389,25 @@ impl Config {
         for eku in &p.extended_key_usage {
             if crate::ca::eku_oid(eku).is_none() {
                 return bad(format!("unknown extended key usage {eku:?}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_backends(&self) -> Result<(), ConfigError> {
+        for (name, def) in &self.backends {
+            def.validate(name).map_err(ConfigError::Invalid)?;
+        }
+        for route in &self.routes {
+            for (i, name) in route.backends.iter().enumerate() {
+                let known =
+                    name == crate::backends::config::BUILTIN || self.backends.contains_key(name);
+                if !known || route.backends[..i].contains(name) {
+                    return Err(ConfigError::Invalid(format!(
+                        "route {:?}: backend {name:?} is unknown or listed twice",
+                        route.label
+                    )));
+                }
             }
         }
         Ok(())

@@ -8,7 +8,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::backends::BuiltinBackend;
+use crate::backends::Router;
 use crate::ca::BuiltinCa;
 use crate::config::Config;
 use crate::issuance::{Authenticator, Registrar};
@@ -58,7 +58,16 @@ impl Gateway {
         );
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::new());
-        let backend = Arc::new(BuiltinBackend::new(ca.clone()));
+        // The router picks each route's backends; chains it must fetch are read now (for five
+        // seconds at most), then on first use and in the background while unknown.
+        let router = Arc::new(
+            Router::from_config(&config, ca.clone(), metrics.clone())
+                .map_err(anyhow::Error::msg)
+                .context("preparing the CA backends")?,
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(5), router.fetch_chains()).await;
+        let _refresh = router.spawn_chain_refresh(Duration::from_secs(30));
+        let backend: Arc<dyn crate::backends::CaBackend> = router;
         let authn = Authenticator::new(&config, tokens.clone(), store.clone(), ca.chain())
             .map_err(anyhow::Error::msg)
             .context("preparing route authentication")?;

@@ -17,6 +17,9 @@ pub struct Metrics {
     pub bad_input: IntCounterVec,
     /// Backend call latency by backend and result.
     pub backend_seconds: HistogramVec,
+    /// Backend failures by backend and kind (unavailable, ambiguous, refused, invalid,
+    /// circuit_open, garbage, key_mismatch, bad_chain).
+    pub backend_errors: IntCounterVec,
     /// Connections refused or cut by listener and cause (limit, timeout, tls).
     pub connections: IntCounterVec,
 }
@@ -75,6 +78,11 @@ impl Metrics {
                 "enrollgate_backend_duration_seconds",
                 "Backend call latency",
                 &["backend", "result"],
+            ),
+            backend_errors: counter(
+                "enrollgate_backend_errors_total",
+                "Backend call failures and refused answers by kind",
+                &["backend", "kind"],
             ),
             connections: counter(
                 "enrollgate_connections_refused_total",

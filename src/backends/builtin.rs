@@ -47,6 +47,7 @@ impl CaBackend for BuiltinBackend {
         Ok(BackendAnswer::Issued(BackendCert {
             certificate,
             chain: self.ca.chain(),
+            issued_by: String::new(),
         }))
     }
 

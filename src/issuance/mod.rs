@@ -36,6 +36,15 @@ use crate::store::{AuditRecord, CertificateRecord, PendingRecord, Store, Transac
 /// Seconds a client is asked to wait before polling a held request.
 const RETRY_AFTER: u32 = 5;
 
+// Backend-pending requests (added with the pluggable backends): when the backend answers
+// `Pending`, `sign` stores a `PendingRecord` with status "backend" whose JSON holds the key,
+// the transaction and the router's `backend_reference` ("name:reference"). `poll` asks the
+// backend again for such records and, once it issues, checks the certificate against the
+// stored request (policy runs again) and records it like any issuance. A backend that is
+// down during a poll leaves the request pending: nothing is lost. Revocation hands the
+// stored certificate to the backend (`revoke_certificate`) so that the issuing one is found;
+// a backend without revocation leaves it to the store and our CRL.
+
 /// Decides every request. Shared by all listeners.
 pub struct Registrar {
     config: Arc<Config>,
@@ -81,8 +90,13 @@ impl Registrar {
     }
 
     /// The CA chain of the backend serving `route` (issuing CA first).
-    pub fn ca_chain(&self, _route: &str) -> Vec<Vec<u8>> {
-        self.backend.ca_chain()
+    pub fn ca_chain(&self, route: &str) -> Vec<Vec<u8>> {
+        self.backend.route_ca_chain(route)
+    }
+
+    /// The backend (the router), for health reports.
+    pub fn backend(&self) -> &Arc<dyn CaBackend> {
+        &self.backend
     }
 
     /// The store, for protocol layers that keep their own state in it.
@@ -239,10 +253,14 @@ impl Registrar {
                 reference,
                 retry_after,
             }) => {
-                return Ok(Outcome::Pending {
-                    id: reference,
-                    retry_after,
-                });
+                if private_key.is_some() {
+                    // A generated key would have to wait in the store: not offered.
+                    tracing::warn!(reference = %reference, "backend held a server-keygen request");
+                    return Err(RejectReason::BackendUnavailable);
+                }
+                return self
+                    .hold_backend(req, approved, who, &reference, retry_after)
+                    .await;
             }
             Err(e) => {
                 audit.event = "failed".into();
@@ -256,6 +274,11 @@ impl Registrar {
             }
         };
         let serial = check_issued(&cert.certificate, approved)?;
+        let backend_name = if cert.issued_by.is_empty() {
+            self.backend.name().to_owned()
+        } else {
+            cert.issued_by.clone()
+        };
         let record = CertificateRecord {
             serial: serial.clone(),
             route: req.route.clone(),
@@ -278,15 +301,15 @@ impl Registrar {
         }
         audit.event = "issued".into();
         audit.serial = serial.clone();
-        audit.detail = self.backend.name().into();
+        audit.detail = backend_name.clone();
         self.store.audit(&audit).await.map_err(internal)?;
         self.metrics
             .issued
-            .with_label_values(&[approved.profile(), self.backend.name()])
+            .with_label_values(&[approved.profile(), &backend_name])
             .inc();
         tracing::info!(
             protocol = req.protocol.as_str(), route = %req.route, profile = approved.profile(),
-            backend = self.backend.name(), requester = %who.label(), subject = %subject, serial = %serial,
+            backend = %backend_name, requester = %who.label(), subject = %subject, serial = %serial,
             "certificate issued"
         );
         Ok(Outcome::Issued(Issued {
@@ -380,6 +403,176 @@ impl Registrar {
         })
     }
 
+    /// Stores a request that the backend holds, so that polls reach the backend again.
+    async fn hold_backend(
+        &self,
+        req: &IssuanceRequest,
+        approved: &Approved,
+        who: &Authenticated,
+        reference: &str,
+        retry_after: u32,
+    ) -> Result<Outcome, RejectReason> {
+        let id = hex::encode(crate::crypto::random_bytes::<12>());
+        let body = serde_json::json!({
+            "operation": req.operation.as_str(),
+            "key": key_to_json(&req.key),
+            "requester": who.label(),
+            "transaction": req.transaction_id,
+            "backend_reference": reference,
+        });
+        let record = PendingRecord {
+            id: id.clone(),
+            protocol: req.protocol.as_str().into(),
+            route: req.route.clone(),
+            subject: enrollgate_pkix::name_to_string(approved.subject()),
+            request: body.to_string(),
+            status: "backend".into(),
+            serial: None,
+            created_at: crate::clock::now(),
+        };
+        self.store.insert_pending(&record).await.map_err(internal)?;
+        if let Some(tid) = &req.transaction_id {
+            let state = TransactionState::Pending(id.clone());
+            self.store
+                .set_transaction_state(req.protocol.as_str(), tid, &state)
+                .await
+                .map_err(internal)?;
+        }
+        let audit = AuditRecord {
+            event: "pending".into(),
+            protocol: record.protocol.clone(),
+            route: record.route.clone(),
+            profile: approved.profile().into(),
+            requester: who.label(),
+            subject: record.subject.clone(),
+            detail: format!("{id} held by backend {reference}"),
+            ..AuditRecord::default()
+        };
+        self.store.audit(&audit).await.map_err(internal)?;
+        tracing::info!(protocol = %record.protocol, route = %record.route, pending = %id, reference, "request held by the backend");
+        Ok(Outcome::Pending { id, retry_after })
+    }
+
+    /// Asks the backend again about a request it holds.
+    async fn poll_backend(&self, record: PendingRecord) -> Outcome {
+        let body: serde_json::Value = serde_json::from_str(&record.request).unwrap_or_default();
+        let Some(reference) = body["backend_reference"].as_str() else {
+            return Outcome::Rejected(RejectReason::Internal);
+        };
+        let pending = |retry_after| Outcome::Pending {
+            id: record.id.clone(),
+            retry_after,
+        };
+        match self.backend.poll(reference).await {
+            Ok(BackendAnswer::Pending { retry_after, .. }) => pending(retry_after),
+            Ok(BackendAnswer::Issued(cert)) => self
+                .finish_backend(&record, &body, cert)
+                .await
+                .unwrap_or_else(Outcome::Rejected),
+            Err(BackendError::Refused(why)) => {
+                let _ = self
+                    .store
+                    .update_pending(&record.id, "backend", "rejected", None)
+                    .await;
+                if let Some(tid) = body["transaction"].as_str() {
+                    let state = TransactionState::Rejected("refused".into());
+                    let _ = self
+                        .store
+                        .set_transaction_state(&record.protocol, tid, &state)
+                        .await;
+                }
+                let audit = AuditRecord {
+                    event: "rejected".into(),
+                    protocol: record.protocol.clone(),
+                    route: record.route.clone(),
+                    subject: record.subject.clone(),
+                    detail: format!("{} refused by backend: {why}", record.id),
+                    ..AuditRecord::default()
+                };
+                let _ = self.store.audit(&audit).await;
+                Outcome::Rejected(RejectReason::Refused)
+            }
+            Err(e) => {
+                // Down or unsure: the request stays stored and the client asks again later.
+                tracing::warn!(pending = %record.id, error = %e, "backend poll failed");
+                pending(RETRY_AFTER)
+            }
+        }
+    }
+
+    /// Records the certificate a backend issued for a held request, after the same checks as
+    /// a direct issuance.
+    async fn finish_backend(
+        &self,
+        record: &PendingRecord,
+        body: &serde_json::Value,
+        cert: crate::backends::BackendCert,
+    ) -> Result<Outcome, RejectReason> {
+        let key = key_from_json(&body["key"]).ok_or(RejectReason::Internal)?;
+        let route = self
+            .config
+            .route(&record.route)
+            .ok_or(RejectReason::UnknownRoute)?;
+        let profile = self.profile(route)?;
+        let material = decode_material(&key, profile)?;
+        let approved = self.approve(route, profile, &material, &Authenticated::Anonymous)?;
+        let serial = check_issued(&cert.certificate, &approved)?;
+        if !self
+            .store
+            .update_pending(&record.id, "backend", "issued", Some(&serial))
+            .await
+            .map_err(internal)?
+        {
+            // Another poll recorded it meanwhile.
+            return Ok(Box::pin(self.poll(&record.id)).await);
+        }
+        let cert_record = CertificateRecord {
+            serial: serial.clone(),
+            route: record.route.clone(),
+            profile: approved.profile().into(),
+            subject: record.subject.clone(),
+            not_after: not_after_of(&cert.certificate).unwrap_or(0),
+            der: cert.certificate.clone(),
+            revoked: None,
+        };
+        if let Err(e) = self.store.insert_certificate(&cert_record).await {
+            let _ = self
+                .store
+                .update_pending(&record.id, "issued", "backend", None)
+                .await;
+            return Err(internal(e));
+        }
+        if let Some(tid) = body["transaction"].as_str() {
+            let state = TransactionState::Issued(serial.clone());
+            self.store
+                .set_transaction_state(&record.protocol, tid, &state)
+                .await
+                .map_err(internal)?;
+        }
+        let audit = AuditRecord {
+            event: "issued".into(),
+            protocol: record.protocol.clone(),
+            route: record.route.clone(),
+            profile: approved.profile().into(),
+            subject: record.subject.clone(),
+            serial: serial.clone(),
+            detail: cert.issued_by.clone(),
+            ..AuditRecord::default()
+        };
+        self.store.audit(&audit).await.map_err(internal)?;
+        self.metrics
+            .issued
+            .with_label_values(&[approved.profile(), &cert.issued_by])
+            .inc();
+        tracing::info!(protocol = %record.protocol, route = %record.route, backend = %cert.issued_by, serial = %serial, pending = %record.id, "held certificate issued");
+        Ok(Outcome::Issued(Issued {
+            certificate: cert.certificate,
+            chain: cert.chain,
+            serial,
+            private_key: None,
+        }))
+    }
+
     /// What became of a held request.
     pub async fn poll(&self, id: &str) -> Outcome {
         let record = match self.store.pending(id).await {
@@ -389,11 +582,15 @@ impl Registrar {
             }
             Err(e) => return Outcome::Rejected(internal(e)),
         };
+        if record.status == "backend" {
+            return self.poll_backend(record).await;
+        }
+        let chain = self.backend.route_ca_chain(&record.route);
         match (record.status.as_str(), record.serial) {
             ("issued", Some(serial)) => match self.store.certificate(&serial).await {
                 Ok(Some(cert)) => Outcome::Issued(Issued {
                     certificate: cert.der,
-                    chain: self.backend.ca_chain(),
+                    chain,
                     serial,
                     private_key: None,
                 }),
@@ -529,10 +726,18 @@ impl Registrar {
 
     /// Revokes a certificate we issued.
     pub async fn revoke(&self, serial: &str, reason: u8) -> Result<bool, RejectReason> {
-        self.backend
-            .revoke(serial, reason)
-            .await
-            .map_err(|_| RejectReason::BackendUnavailable)?;
+        let answer = match self.store.certificate(serial).await.map_err(internal)? {
+            Some(record) => self.backend.revoke_certificate(&record.der, reason).await,
+            None => self.backend.revoke(serial, reason).await,
+        };
+        match answer {
+            // A backend without revocation leaves it to the store and our CRL.
+            Ok(()) | Err(BackendError::Unsupported) => {}
+            Err(e) => {
+                tracing::warn!(serial, error = %e, "backend revocation failed");
+                return Err(RejectReason::BackendUnavailable);
+            }
+        }
         let done = self
             .store
             .revoke(serial, crate::clock::now(), reason)
@@ -738,6 +943,17 @@ fn check_issued(der: &[u8], approved: &Approved) -> Result<String, RejectReason>
         return Err(RejectReason::BackendUnavailable);
     }
     Ok(hex::encode(tbs.serial_number().as_bytes()))
+}
+
+/// A certificate's notAfter as unix time.
+fn not_after_of(der: &[u8]) -> Option<i64> {
+    let cert = Certificate::from_der(der).ok()?;
+    let t = cert
+        .tbs_certificate()
+        .validity()
+        .not_after
+        .to_unix_duration();
+    i64::try_from(t.as_secs()).ok()
 }
 
 fn requester_hint(c: &enrollgate_model::Credential) -> String {

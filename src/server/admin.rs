@@ -27,7 +27,7 @@ pub async fn handle(
         }
         (&Method::GET, ["healthz"]) => text(StatusCode::OK, "ok"),
         (&Method::GET, ["readyz"]) => match state.registrar.store().ping().await {
-            Ok(()) => text(StatusCode::OK, "ready"),
+            Ok(()) => backends_ready(&state),
             Err(e) => {
                 tracing::warn!(error = %e, "store not ready");
                 text(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
@@ -48,6 +48,29 @@ pub async fn handle(
         }
         _ => text(StatusCode::NOT_FOUND, "not found"),
     }
+}
+
+/// Ready when no backend's circuit breaker is open; one line per backend either way.
+fn backends_ready(state: &AppState) -> Response<Body> {
+    let health = state.registrar.backend().health();
+    let mut lines = Vec::new();
+    for h in &health {
+        let state = match h.breaker {
+            "closed" => "up",
+            other => other,
+        };
+        let chain = match h.chain_known {
+            true => "",
+            false => " (CA chain unknown)",
+        };
+        lines.push(format!("backend {}: {state}{chain}", h.name));
+    }
+    if health.iter().any(|h| h.breaker == "open") {
+        lines.insert(0, "not ready".into());
+        return text(StatusCode::SERVICE_UNAVAILABLE, &lines.join("\n"));
+    }
+    lines.insert(0, "ready".into());
+    text(StatusCode::OK, &lines.join("\n"))
 }
 
 async fn list_pending(state: &AppState) -> Response<Body> {

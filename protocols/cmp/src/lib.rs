@@ -32,6 +32,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod error;
 mod exchange;
 mod general;
@@ -45,6 +46,7 @@ mod signature;
 mod state;
 pub mod types;
 
+pub use client::{ClientProtection, ClientReply, ClientRequest, ClientTransaction, CmpClient};
 pub use error::{CmpError, FailInfo, fail_info_for_reject};
 pub use incoming::{HeaderFacts, Incoming, Limits, ProtectionKind, Verified};
 pub use server::{CmpServer, PendingReply, Reply, ServerConfig, Step};

@@ -1,0 +1,373 @@
+//! Helpers for the backend tests: a gateway child process, real third-party servers, PKI
+//! material made with `openssl`, and the EST (curl) and CMP (`openssl cmp`) clients.
+//! Every tool is required: a missing one panics with its Debian package name.
+
+#![allow(dead_code, reason = "each test file uses a different subset")]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Panics unless `cmd` runs; names the Debian package that provides it.
+pub fn require(cmd: &str, package: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {cmd}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "{cmd} is missing: install the Debian package {package} (scripts/test-deps.sh)"
+    );
+}
+
+/// A child process killed on drop.
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A port that was free a moment ago (for servers that cannot bind port 0 and report it).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// Waits until something accepts TCP connections on `port`.
+pub fn wait_listening(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not start listening on port {port}");
+}
+
+/// Runs a command, panicking with its output when it fails.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A gateway child process on loopback port-0 listeners.
+pub struct Gateway {
+    /// Working directory (config, data, logs).
+    pub dir: PathBuf,
+    /// HTTPS port.
+    pub https: u16,
+    /// HTTP port.
+    pub http: u16,
+    /// Admin port.
+    pub admin: u16,
+    env: Vec<(String, String)>,
+    child: ChildGuard,
+}
+
+impl Gateway {
+    /// Starts `enrollgate serve` with the listeners block plus `extra` TOML, in `dir`.
+    pub fn start(dir: &Path, extra: &str, env: &[(&str, &str)]) -> Self {
+        std::fs::create_dir_all(dir).expect("mkdir");
+        let config = dir.join("gateway.toml");
+        let text = format!(
+            "[listen]\nhttps = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n\n{extra}"
+        );
+        std::fs::write(&config, text).expect("write config");
+        let log = std::fs::File::create(dir.join("gateway.log")).expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_enrollgate"));
+        cmd.args(["serve", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(log);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start enrollgate");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut child = ChildGuard(child);
+        let (mut https, mut http, mut admin) = (0, 0, 0);
+        let mut lines = BufReader::new(stdout).lines();
+        let port = |l: &str| -> u16 {
+            let after = l.split("127.0.0.1:").nth(1).unwrap_or_default();
+            after
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .parse()
+                .unwrap_or(0)
+        };
+        loop {
+            let Some(Ok(line)) = lines.next() else {
+                let _ = child.0.wait();
+                let log = std::fs::read_to_string(dir.join("gateway.log")).unwrap_or_default();
+                panic!("gateway exited before it was ready:\n{log}");
+            };
+            if line.starts_with("EST:") {
+                https = port(&line);
+            } else if line.starts_with("HTTP:") {
+                http = port(&line);
+            } else if line.starts_with("admin:") {
+                admin = port(&line);
+            } else if line.starts_with("root CA SHA-256") {
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        Self {
+            dir: dir.to_owned(),
+            https,
+            http,
+            admin,
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            child,
+        }
+    }
+
+    /// The root CA certificate file of the built-in CA (trust for our TLS listener).
+    pub fn root(&self) -> PathBuf {
+        self.dir.join("data/root.crt")
+    }
+
+    /// The configuration file.
+    pub fn config(&self) -> PathBuf {
+        self.dir.join("gateway.toml")
+    }
+
+    /// Runs an admin verb of the binary against this gateway's config and data.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_enrollgate"));
+        cmd.args(args)
+            .arg("--config")
+            .arg(self.config())
+            .arg("--data-dir")
+            .arg(self.dir.join("data"))
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        run(&mut cmd)
+    }
+
+    /// Creates an unlimited token for `route`; returns (id, secret).
+    pub fn token(&self, route: &str) -> (String, String) {
+        let out = self.cli(&["token", "create", "--json", "--uses", "0", "--route", route]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("token JSON");
+        (
+            v["id"].as_str().expect("id").to_owned(),
+            v["secret"].as_str().expect("secret").to_owned(),
+        )
+    }
+
+    /// The gateway's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("gateway.log")).unwrap_or_default()
+    }
+
+    /// GETs an admin path; returns (status, body).
+    pub fn admin_get(&self, path: &str) -> (u16, String) {
+        let url = format!("http://127.0.0.1:{}{path}", self.admin);
+        let out = run(Command::new("curl").args(["-s", "-w", "\n%{http_code}", &url]));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or((&text, "0"));
+        (code.trim().parse().unwrap_or(0), body.to_owned())
+    }
+
+    /// The value of one metric sample (0 when absent).
+    pub fn metric(&self, prefix: &str) -> f64 {
+        let (_, body) = self.admin_get("/metrics");
+        body.lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// EST simpleenroll with curl and Basic credentials. Returns (HTTP status, body).
+    pub fn est_enroll(
+        &self,
+        label: &str,
+        csr_der: &Path,
+        user: &str,
+        pass: &str,
+    ) -> (u16, Vec<u8>) {
+        let b64 = self.dir.join(format!(
+            "{}.b64",
+            csr_der.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        let der = std::fs::read(csr_der).expect("csr");
+        use base64::Engine;
+        std::fs::write(&b64, base64::engine::general_purpose::STANDARD.encode(der)).expect("write");
+        let path = if label.is_empty() {
+            String::new()
+        } else {
+            format!("/{label}")
+        };
+        let url = format!(
+            "https://127.0.0.1:{}/.well-known/est{path}/simpleenroll",
+            self.https
+        );
+        let out = run(Command::new("curl")
+            .args([
+                "-s",
+                "-S",
+                "--max-time",
+                "30",
+                "-w",
+                "\n%{http_code}",
+                "--cacert",
+            ])
+            .arg(self.root())
+            .args([
+                "-u",
+                &format!("{user}:{pass}"),
+                "-H",
+                "Content-Type: application/pkcs10",
+            ])
+            .arg("--data-binary")
+            .arg(format!("@{}", b64.display()))
+            .arg(&url));
+        let text = out.stdout;
+        let split = text.iter().rposition(|b| *b == b'\n').unwrap_or(0);
+        let code = String::from_utf8_lossy(&text[split..])
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        (code, text[..split].to_vec())
+    }
+
+    /// `openssl cmp -cmd p10cr` with MAC protection by token; returns the command output and
+    /// the certificate file it writes on success.
+    pub fn cmp_p10cr(
+        &self,
+        label: &str,
+        csr_pem: &Path,
+        id: &str,
+        secret: &str,
+        extra: &[&str],
+    ) -> (Output, PathBuf) {
+        let out_path = self.dir.join(format!(
+            "cmp-{}.pem",
+            csr_pem.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        let path = if label.is_empty() {
+            ".well-known/cmp".to_owned()
+        } else {
+            format!(".well-known/cmp/p/{label}")
+        };
+        let out = Command::new("openssl")
+            .args([
+                "cmp",
+                "-server",
+                &format!("127.0.0.1:{}", self.http),
+                "-path",
+                &path,
+            ])
+            .args(["-cmd", "p10cr", "-csr"])
+            .arg(csr_pem)
+            .args(["-ref", id, "-secret", &format!("pass:{secret}")])
+            .args(["-certout"])
+            .arg(&out_path)
+            .args(["-msg_timeout", "20", "-total_timeout", "60"])
+            .args(extra)
+            .output()
+            .expect("openssl cmp");
+        (out, out_path)
+    }
+}
+
+/// Makes a P-256 key and CSR in `dir`: returns (key.pem, csr.pem, csr.der).
+pub fn key_and_csr(dir: &Path, name: &str, cn: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let key = dir.join(format!("{name}.key"));
+    let csr = dir.join(format!("{name}.csr"));
+    let der = dir.join(format!("{name}.csr.der"));
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&csr)
+        .args(["-subj", &format!("/CN={cn}")]));
+    run(Command::new("openssl")
+        .args(["req", "-in"])
+        .arg(&csr)
+        .args(["-outform", "DER", "-out"])
+        .arg(&der));
+    (key, csr, der)
+}
+
+/// The certificates in a base64 certs-only PKCS#7 (an EST answer), as PEM text.
+pub fn pkcs7_b64_to_pem(dir: &Path, body: &[u8]) -> String {
+    let p7 = dir.join("answer.p7.b64");
+    std::fs::write(&p7, body).expect("write");
+    let der = dir.join("answer.p7");
+    use base64::Engine;
+    let clean: Vec<u8> = body
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(clean)
+        .expect("base64 PKCS#7");
+    std::fs::write(&der, bytes).expect("write");
+    let out = run(Command::new("openssl")
+        .args(["pkcs7", "-inform", "DER", "-print_certs", "-in"])
+        .arg(&der));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `openssl verify -CAfile ca leaf` succeeds.
+pub fn verifies(ca: &Path, leaf_pem: &Path) -> bool {
+    Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(ca)
+        .arg(leaf_pem)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The public key of a certificate or key file, as openssl prints it (to compare keys).
+pub fn pubkey_of_cert(cert_pem: &Path) -> String {
+    let out = run(Command::new("openssl")
+        .args(["x509", "-noout", "-pubkey", "-in"])
+        .arg(cert_pem));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The public key of a private key file.
+pub fn pubkey_of_key(key_pem: &Path) -> String {
+    let out = run(Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(key_pem));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The issuer line of a certificate.
+pub fn issuer_of(cert_pem: &Path) -> String {
+    let out = run(Command::new("openssl")
+        .args(["x509", "-noout", "-issuer", "-in"])
+        .arg(cert_pem));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
