@@ -2,7 +2,10 @@
 //! enrollment through EST (curl) and CMP (`openssl cmp -cmd p10cr`), `sign` and `authsign`
 //! (HMAC token), failover from a refused connection, a refused HMAC key, and the chain.
 
-#![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 #[path = "common/backends.rs"]
 mod backends;

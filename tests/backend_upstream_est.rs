@@ -3,7 +3,10 @@
 //! EST client, authenticated by HTTP Basic (an upstream enrollment token) or by a TLS client
 //! certificate that the upstream issued to us.
 
-#![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 #[path = "common/backends.rs"]
 mod backends;

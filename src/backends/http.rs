@@ -78,7 +78,6 @@ impl HttpClient {
     /// A client for `base` (its path is the prefix of every request path).
     pub fn new(base: &str, tls: &ClientTls, connect_timeout: Duration) -> Result<Self, HttpError> {
         let uri: Uri = base
-            .trim_end_matches('/')
             .parse()
             .map_err(|e| HttpError::Setup(format!("bad url {base}: {e}")))?;
         let https = uri.scheme_str() == Some("https");
@@ -119,7 +118,11 @@ impl HttpClient {
         headers: &[(&str, String)],
         body: Option<Bytes>,
     ) -> Result<HttpResponse, HttpError> {
-        let target = format!("{}{}", self.base_path(), path);
+        // An empty `path` posts to the URL exactly as configured (CMP servers match it).
+        let target = match path {
+            "" => self.base.path().to_owned(),
+            _ => format!("{}{}", self.base_path(), path),
+        };
         let authority = match self.base.port_u16() {
             Some(p) => format!("{}:{p}", self.base.host().unwrap_or_default()),
             None => self.base.host().unwrap_or_default().to_owned(),
