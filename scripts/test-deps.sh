@@ -14,9 +14,7 @@ declare -A packages=(
   [certbot]=certbot
   [lego]=lego
   [pebble]=pebble-challtestsrv
-  [certbot]=certbot
-  [lego]=lego
-  [pebble]=pebble-challtestsrv
+  [libcoap3-bin]=coap-client-openssl
 )
 
 missing=()

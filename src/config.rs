@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::KeyAlgorithm;
 
-mod acme;
-pub use acme::{Acme, AcmeProfile, AcmeRateLimits, AcmeRoute, AcmeValidation};
+mod coaps;
+pub use coaps::Coaps;
 
 mod acme;
 pub use acme::{Acme, AcmeProfile, AcmeRateLimits, AcmeRoute, AcmeValidation};
@@ -36,6 +36,8 @@ pub struct Config {
     pub profiles: BTreeMap<String, Profile>,
     /// Routes: a label selects a profile, an authentication policy and a backend.
     pub routes: Vec<Route>,
+    /// The CoAPs (DTLS) listener's limits.
+    pub coaps: Coaps,
     /// Named CA backends (`[backends.NAME]`); `builtin` always exists. See
     /// [`crate::backends::config`].
     pub backends: BTreeMap<String, crate::backends::BackendDef>,
@@ -53,6 +55,8 @@ pub struct Listen {
     pub http: Option<SocketAddr>,
     /// Admin: metrics, health, admin API. Keep it on loopback.
     pub admin: Option<SocketAddr>,
+    /// CoAPs over UDP (EST-coaps, CMP over CoAP), DTLS 1.2.
+    pub coaps: Option<SocketAddr>,
 }
 
 /// Log output.
@@ -194,6 +198,7 @@ impl Default for Config {
             log: Log::default(),
             ca: Ca::default(),
             limits: Limits::default(),
+            coaps: Coaps::default(),
             profiles,
             routes: vec![Route {
                 label: String::new(),
@@ -216,6 +221,7 @@ impl Default for Listen {
             https: Some(SocketAddr::from(([127, 0, 0, 1], 8443))),
             http: Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
             admin: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
+            coaps: Some(SocketAddr::from(([127, 0, 0, 1], 5684))),
         }
     }
 }
@@ -362,6 +368,7 @@ impl Config {
         if self.limits.max_body_bytes == 0 || self.limits.max_body_bytes > 16 * 1024 * 1024 {
             return bad("limits.max_body_bytes must be between 1 and 16 MiB".into());
         }
+        self.coaps.validate()?;
         self.acme.validate(self)?;
         Ok(())
     }

@@ -37,6 +37,8 @@ pub struct Bound {
     pub http: Option<SocketAddr>,
     /// Admin.
     pub admin: Option<SocketAddr>,
+    /// CoAPs (UDP, DTLS).
+    pub coaps: Option<SocketAddr>,
 }
 
 impl Gateway {
@@ -84,7 +86,6 @@ impl Gateway {
             .context("loading the SCEP RA identity")?;
         let cmp_key = crate::ca::read_pem(&dir.join("cmp.key"))?;
         let cmp = server::cmp::CmpServers::new(&config, &ca, &cmp_key)?;
-        let acme = server::acme::AcmeService::new(&config).context("preparing ACME")?;
         let acme = server::acme::AcmeService::new(&config).context("preparing ACME")?;
         let state = Arc::new(AppState {
             config,
@@ -166,6 +167,16 @@ impl Gateway {
                 h,
                 shutdown.clone(),
             )));
+        }
+        if let Some(addr) = cfg.listen.coaps {
+            // A CoAPs listener that cannot start leaves the HTTP listeners serving.
+            match server::coaps::Listener::bind(addr, self.state.clone()).await {
+                Ok(l) => {
+                    addrs.coaps = Some(l.local_addr()?);
+                    tasks.push(tokio::spawn(l.serve(shutdown.clone())));
+                }
+                Err(e) => tracing::error!(%addr, error = %e, "CoAPs listener not started"),
+            }
         }
         let _ = bound.send(addrs);
         let sweeper = tokio::spawn(server::cmp::sweep_unconfirmed(

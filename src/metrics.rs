@@ -1,6 +1,8 @@
 //! Prometheus metrics, registered once and shared by every listener.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 /// The gateway's metrics.
 pub struct Metrics {
@@ -22,6 +24,11 @@ pub struct Metrics {
     pub backend_errors: IntCounterVec,
     /// Connections refused or cut by listener and cause (limit, timeout, tls).
     pub connections: IntCounterVec,
+    /// Datagram-transport events by transport (`coaps`) and event: hello_verify,
+    /// bad_cookie, handshake_failed, handshake_timeout, session_limit, handshake_limit, ...
+    pub transport_events: IntCounterVec,
+    /// DTLS sessions and handshakes in progress, by transport and state.
+    pub transport_active: IntGaugeVec,
 }
 
 impl Metrics {
@@ -89,6 +96,22 @@ impl Metrics {
                 "Connections refused or cut",
                 &["listener", "cause"],
             ),
+            transport_events: counter(
+                "enrollgate_transport_events_total",
+                "Datagram transport events (cookie exchange, handshakes, session limits)",
+                &["transport", "event"],
+            ),
+            transport_active: {
+                let g = IntGaugeVec::new(
+                    Opts::new("enrollgate_transport_active", "Sessions and handshakes in progress"),
+                    &["transport", "state"],
+                )
+                .expect("static metric definition");
+                registry
+                    .register(Box::new(g.clone()))
+                    .expect("metric registered once");
+                g
+            },
             registry,
         }
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use enrollgate_cmp::{
     CmpError, CmpServer, Event, ProtectionKind, Reply, ServerConfig, Step, TransactionState,
 };
-use enrollgate_model::{Credential, RejectReason, Requester};
+use enrollgate_model::{Credential, Protocol, RejectReason, Requester};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 
@@ -46,6 +46,11 @@ impl CmpServers {
             by_route.insert(route.label.clone(), server);
         }
         Ok(Self { by_route })
+    }
+
+    /// The server of route `label` (CMP over CoAP shares them).
+    pub(crate) fn server(&self, label: &str) -> Option<&CmpServer> {
+        self.by_route.get(label)
     }
 }
 
@@ -106,18 +111,20 @@ pub async fn handle(
             return *response;
         }
     };
-    match exchange(state, server, conn, &body).await {
+    match exchange(state, server, conn, &body, Protocol::Cmp).await {
         Ok(der) => pkixcmp(der),
         Err(response) => *response,
     }
 }
 
 /// Decode, verify, step, decide, store: one request message in, one reply message out.
-async fn exchange(
+/// `protocol` names the transport in audit and metrics (CMP over HTTP or over CoAP).
+pub(crate) async fn exchange(
     state: &AppState,
     server: &CmpServer,
     conn: &ConnInfo,
     body: &[u8],
+    protocol: Protocol,
 ) -> Result<Vec<u8>, Box<Response<Body>>> {
     let now = now();
     let incoming = server.decode(body).map_err(|e| {
@@ -174,7 +181,7 @@ async fn exchange(
         Ok(step) => step,
         Err(e) => return refuse(e),
     };
-    let reply = match run_step(state, server, conn, step, now).await {
+    let reply = match run_step(state, server, conn, step, now, protocol).await {
         Ok(reply) => reply,
         Err(e) => return refuse(e),
     };
@@ -188,6 +195,7 @@ async fn run_step(
     conn: &ConnInfo,
     step: Step,
     now: u64,
+    protocol: Protocol,
 ) -> Result<Reply, CmpError> {
     match step {
         Step::Reply(reply) => Ok(reply),
@@ -196,6 +204,7 @@ async fn run_step(
             pending,
         } => {
             request.requester.peer = conn.peer.map(|p| p.to_string());
+            request.protocol = protocol;
             let outcome = state.registrar.issue(request).await;
             server.reply_for_outcome(pending, &outcome, now, &mut rng)
         }

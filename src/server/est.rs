@@ -89,7 +89,7 @@ pub fn error_response(state: &AppState, e: &EstError) -> Response<Body> {
 
 /// What the route's profile would like a CSR to carry (RFC 7030 4.5): the preferred key
 /// type and signature algorithm, the first accepted key type being the preferred one.
-fn csr_attrs(config: &crate::config::Config, profile: &str) -> Vec<CsrAttr> {
+pub(crate) fn csr_attrs(config: &crate::config::Config, profile: &str) -> Vec<CsrAttr> {
     use const_oid::db::{rfc5912, rfc8410};
     let Some(first) = config
         .profiles

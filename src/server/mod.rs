@@ -2,9 +2,9 @@
 //! registrar. Anything that needs an RFC citation lives in a protocol crate.
 
 pub mod acme;
-pub mod acme;
 pub mod admin;
 pub mod cmp;
+pub mod coaps;
 mod est;
 pub mod listener;
 mod scep;
@@ -102,10 +102,6 @@ async fn route(state: &Arc<AppState>, conn: &ConnInfo, req: Request<Incoming>) -
     if let Some(label) = cmp::route_label(&path) {
         let label = label.to_owned();
         return cmp::handle(state, conn, &label, req).await;
-    }
-    if let Some((label, below)) = acme::split_path(&state.config, &path) {
-        let (label, below) = (label.to_owned(), below.to_owned());
-        return acme::handle(state, conn, &label, &below, req).await;
     }
     if let Some((label, below)) = acme::split_path(&state.config, &path) {
         let (label, below) = (label.to_owned(), below.to_owned());

@@ -173,9 +173,23 @@ impl Gateway {
         )
     }
 
-    /// The gateway's log so far.
+    /// The gateway's log so far, without terminal colour codes.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("gateway.log")).unwrap_or_default()
+        let raw = std::fs::read_to_string(self.dir.join("gateway.log")).unwrap_or_default();
+        let mut out = String::with_capacity(raw.len());
+        let mut chars = raw.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                for d in chars.by_ref() {
+                    if d.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
     }
 
     /// GETs an admin path; returns (status, body).
@@ -370,4 +384,148 @@ pub fn issuer_of(cert_pem: &Path) -> String {
         .args(["x509", "-noout", "-issuer", "-in"])
         .arg(cert_pem));
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// What a fake CA answers to one request: status, content type, body.
+pub type Answer = (u16, &'static str, Vec<u8>);
+
+/// A scripted HTTP/1.1 server on loopback (one thread, `Connection: close`), standing in for
+/// a CA API. `None` from the handler means: read the request, then never answer.
+pub struct FakeServer {
+    /// Its port.
+    pub port: u16,
+    /// Requests seen: (method, path, body).
+    pub seen: std::sync::Arc<std::sync::Mutex<Vec<(String, String, Vec<u8>)>>>,
+}
+
+impl FakeServer {
+    /// Starts the server; `handler` gets (method, path, headers, body).
+    pub fn start<F>(handler: F) -> Self
+    where
+        F: Fn(&str, &str, &str, &[u8]) -> Option<Answer> + Send + Sync + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let handler = std::sync::Arc::new(handler);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let handler = handler.clone();
+                let log = log.clone();
+                std::thread::spawn(move || serve_one(stream, &*handler, &log));
+            }
+        });
+        Self { port, seen }
+    }
+
+    /// How many requests arrived.
+    pub fn count(&self) -> usize {
+        self.seen.lock().map(|s| s.len()).unwrap_or(0)
+    }
+}
+
+fn serve_one<F>(
+    mut stream: std::net::TcpStream,
+    handler: &F,
+    log: &std::sync::Mutex<Vec<(String, String, Vec<u8>)>>,
+) where
+    F: Fn(&str, &str, &str, &[u8]) -> Option<Answer>,
+{
+    use std::io::{Read, Write};
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let header_end = loop {
+        let Ok(n) = stream.read(&mut chunk) else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..header_end]).into_owned();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    while buf.len() < header_end + len {
+        let Ok(n) = stream.read(&mut chunk) else {
+            return;
+        };
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body = buf[header_end..].to_vec();
+    let mut first = head.lines().next().unwrap_or_default().split(' ');
+    let method = first.next().unwrap_or_default().to_owned();
+    let path = first.next().unwrap_or_default().to_owned();
+    if let Ok(mut l) = log.lock() {
+        l.push((method.clone(), path.clone(), body.clone()));
+    }
+    let Some((status, content_type, answer)) = handler(&method, &path, &head, &body) else {
+        std::thread::sleep(Duration::from_secs(60));
+        return;
+    };
+    let head = format!(
+        "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        answer.len()
+    );
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(&answer);
+}
+
+/// Signs `csr` with `ca`/`ca_key` (openssl x509 -req); returns the certificate path.
+pub fn sign_csr(dir: &Path, csr: &Path, ca: &Path, ca_key: &Path, name: &str) -> PathBuf {
+    let out = dir.join(format!("{name}.crt"));
+    run(Command::new("openssl")
+        .args(["x509", "-req", "-days", "1", "-in"])
+        .arg(csr)
+        .arg("-CA")
+        .arg(ca)
+        .arg("-CAkey")
+        .arg(ca_key)
+        .args([
+            "-set_serial",
+            &format!("{}", 1000 + name.len() * 7 + name.as_bytes()[0] as usize),
+            "-out",
+        ])
+        .arg(&out));
+    out
+}
+
+/// A self-signed P-256 CA made with openssl; returns (cert, key).
+pub fn make_ca(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let cert = dir.join(format!("{name}.crt"));
+    let key = dir.join(format!("{name}.key"));
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args([
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert));
+    (cert, key)
 }

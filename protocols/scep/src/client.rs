@@ -143,16 +143,47 @@ pub fn build_pki_message(
     spec: &RequestSpec<'_>,
     rng: &mut dyn FnMut(&mut [u8]),
 ) -> Result<Vec<u8>, ScepError> {
-    let ra = Certificate::from_der(ra_cert_der).map_err(ScepError::malformed("RA certificate"))?;
-    let envelope = envelope::seal(spec.content, &ra, spec.cipher, rng)?;
+    let envelope = seal_for(ra_cert_der, spec.content, spec.cipher, rng)?;
+    let message_type = spec.message_type.number().to_string();
+    sign_envelope(
+        client,
+        &envelope,
+        &message_type,
+        spec.transaction_id,
+        spec.sender_nonce,
+    )
+}
+
+/// The first half of [`build_pki_message`]: the pkcsPKIEnvelope, `content` encrypted to the
+/// certificate `recipient_der` (normally the RA's). Tests alter it before signing.
+pub fn seal_for(
+    recipient_der: &[u8],
+    content: &[u8],
+    cipher: ContentCipher,
+    rng: &mut dyn FnMut(&mut [u8]),
+) -> Result<Vec<u8>, ScepError> {
+    let recipient =
+        Certificate::from_der(recipient_der).map_err(ScepError::malformed("RA certificate"))?;
+    envelope::seal(content, &recipient, cipher, rng)
+}
+
+/// The second half of [`build_pki_message`]: signs `envelope` with the SCEP attributes.
+/// `message_type` is the attribute's text, so that tests can send numbers a server refuses.
+pub fn sign_envelope(
+    client: &ClientIdentity,
+    envelope: &[u8],
+    message_type: &str,
+    transaction_id: &str,
+    sender_nonce: &[u8],
+) -> Result<Vec<u8>, ScepError> {
     let attrs = vec![
-        attributes::printable_attr(oid::MESSAGE_TYPE, &spec.message_type.number().to_string())?,
-        attributes::printable_attr(oid::TRANSACTION_ID, spec.transaction_id)?,
-        attributes::octets_attr(oid::SENDER_NONCE, spec.sender_nonce)?,
+        attributes::printable_attr(oid::MESSAGE_TYPE, message_type)?,
+        attributes::printable_attr(oid::TRANSACTION_ID, transaction_id)?,
+        attributes::octets_attr(oid::SENDER_NONCE, sender_nonce)?,
     ];
     crate::signed::sign(
         client,
-        Some(&envelope),
+        Some(envelope),
         attrs,
         std::slice::from_ref(&client.cert),
     )

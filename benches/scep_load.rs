@@ -1,0 +1,3 @@
+//! SCEP load generator (being written).
+
+fn main() {}
