@@ -249,6 +249,9 @@ async fn serve(common: &Common) -> anyhow::Result<()> {
             if let Some(a) = b.admin {
                 println!("admin: http://{a}/metrics /healthz /readyz");
             }
+            if let Some(a) = b.coaps {
+                println!("CoAPs: coaps://{a}/.well-known/est /.well-known/cmp");
+            }
             println!("data:  {}", data_dir.display());
             println!("root CA: {}", data_dir.join("root.crt").display());
             println!("root CA SHA-256 fingerprint: {}", ca.root_fingerprint());

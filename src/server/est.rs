@@ -21,6 +21,10 @@ pub async fn handle(
             .bad_input
             .with_label_values(&["est", "unknown_route"])
             .inc();
+        tracing::debug!(label = %path.label, "EST request for an unknown route");
+        // Read the body first: a reply sent while the client is still writing is lost to
+        // an HTTP/2 stream reset or an HTTP/1.1 close with unread data.
+        let _ = read_body(state, req.into_body()).await;
         return text(StatusCode::NOT_FOUND, "unknown route");
     }
     let header = |name: &str| {

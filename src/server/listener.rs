@@ -7,6 +7,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -122,13 +123,10 @@ async fn connection<H, F>(
             peer: Some(peer),
             ..ConnInfo::default()
         });
-        let svc = service_fn(move |req| {
-            let fut = handler(info.clone(), req);
-            async move { Ok::<_, std::convert::Infallible>(fut.await) }
-        });
-        let _ = watcher
-            .watch(builder.serve_connection(TokioIo::new(stream), svc))
-            .await;
+        let activity = Arc::new(Activity::default());
+        let svc = counted_service(handler, info, activity.clone());
+        let conn = watcher.watch(builder.serve_connection(TokioIo::new(stream), svc));
+        drive(conn, &activity, &spec, &metrics, peer).await;
         return;
     };
     let tls = match tokio::time::timeout(spec.header_timeout, acceptor.accept(stream)).await {
@@ -151,13 +149,115 @@ async fn connection<H, F>(
         }
     };
     let info = Arc::new(conn_info(peer, tls.get_ref().1));
-    let svc = service_fn(move |req| {
+    let activity = Arc::new(Activity::default());
+    let svc = counted_service(handler, info, activity.clone());
+    let conn = watcher.watch(builder.serve_connection(TokioIo::new(tls), svc));
+    drive(conn, &activity, &spec, &metrics, peer).await;
+}
+
+/// Requests seen on one connection, for the idle watchdog of [`drive`].
+#[derive(Default)]
+struct Activity {
+    /// Requests whose headers were read, ever.
+    started: AtomicU64,
+    /// Requests whose handler has not finished.
+    in_flight: AtomicUsize,
+}
+
+/// Decrements [`Activity::in_flight`] when a request ends, however it ends.
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The connection's service: the handler, with each request recorded in `activity`.
+fn counted_service<H, F>(
+    handler: H,
+    info: Arc<ConnInfo>,
+    activity: Arc<Activity>,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response<Body>,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<Response<Body>, std::convert::Infallible>> + Send,
+> + Clone
+where
+    H: Fn(Arc<ConnInfo>, Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    service_fn(move |req| {
+        activity.started.fetch_add(1, Ordering::Relaxed);
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        let guard = InFlight(activity.clone());
         let fut = handler(info.clone(), req);
-        async move { Ok::<_, std::convert::Infallible>(fut.await) }
-    });
-    let _ = watcher
-        .watch(builder.serve_connection(TokioIo::new(tls), svc))
-        .await;
+        async move {
+            let response = fut.await;
+            drop(guard);
+            Ok::<_, std::convert::Infallible>(response)
+        }
+    })
+}
+
+/// Runs a connection to its end, cutting it when it stays idle: no request begun within one
+/// header timeout of the connection opening, or of the last check while none was running.
+/// hyper's own header-read timer only runs once a request's first bytes arrive, so without
+/// this a client that connects and sends nothing would hold a connection slot for ever.
+async fn drive<C>(
+    conn: C,
+    activity: &Activity,
+    spec: &ListenerSpec,
+    metrics: &Metrics,
+    peer: SocketAddr,
+) where
+    C: Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>>,
+{
+    let idle = async {
+        let mut seen = 0;
+        loop {
+            tokio::time::sleep(spec.header_timeout).await;
+            let started = activity.started.load(Ordering::Relaxed);
+            if started == seen && activity.in_flight.load(Ordering::Relaxed) == 0 {
+                return;
+            }
+            seen = started;
+        }
+    };
+    let timed_out = tokio::select! {
+        result = conn => match result {
+            Ok(()) => false,
+            Err(e) if is_timeout(&*e) => true,
+            Err(e) => {
+                tracing::debug!(listener = spec.name, %peer, error = %e, "connection ended with an error");
+                false
+            }
+        },
+        () = idle => true,
+    };
+    if timed_out {
+        metrics
+            .connections
+            .with_label_values(&[spec.name, "timeout"])
+            .inc();
+        tracing::debug!(listener = spec.name, %peer, "idle or slow connection cut");
+    }
+}
+
+/// Whether a connection error is hyper's header-read timeout, anywhere in its source chain.
+fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_timeout)
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 fn conn_info(peer: SocketAddr, conn: &rustls::ServerConnection) -> ConnInfo {

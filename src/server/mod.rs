@@ -92,6 +92,13 @@ async fn route(state: &Arc<AppState>, conn: &ConnInfo, req: Request<Incoming>) -
     let path = req.uri().path().to_owned();
     if let Some(parsed) = enrollgate_est::parse_path(&path) {
         if !conn.tls {
+            state
+                .metrics
+                .bad_input
+                .with_label_values(&["est", "not_tls"])
+                .inc();
+            tracing::debug!(peer = ?conn.peer, "EST request over plain HTTP refused");
+            let _ = read_body(state, req.into_body()).await;
             return text(StatusCode::FORBIDDEN, "EST is served over HTTPS only");
         }
         return match parsed {

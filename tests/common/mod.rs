@@ -59,6 +59,8 @@ pub struct Gateway {
     pub http_url: String,
     /// `http://127.0.0.1:PORT`, the admin listener (metrics, health).
     pub admin_url: String,
+    /// `127.0.0.1:PORT`, the CoAPs (UDP, DTLS) listener, empty if it did not start.
+    pub coaps_addr: String,
     /// The root CA fingerprint line as `serve` printed it (colon-separated hex).
     pub fingerprint: String,
 }
@@ -75,7 +77,8 @@ impl Gateway {
             .expect("creating a temporary directory");
         let config_path = dir.path().join("enrollgate.toml");
         let config = format!(
-            "[listen]\nhttps = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n\n\
+            "[listen]\nhttps = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n\
+             coaps = \"127.0.0.1:0\"\n\n\
              {config_toml_extra}\n"
         );
         std::fs::write(&config_path, config).expect("writing the configuration");
@@ -91,6 +94,7 @@ impl Gateway {
             https_url: String::new(),
             http_url: String::new(),
             admin_url: String::new(),
+            coaps_addr: String::new(),
             fingerprint: String::new(),
         };
         gw.spawn();
@@ -220,6 +224,7 @@ impl Gateway {
             &mut self.https_url,
             &mut self.http_url,
             &mut self.admin_url,
+            &mut self.coaps_addr,
             &mut self.fingerprint,
         ] {
             field.clear();
@@ -242,6 +247,11 @@ impl Gateway {
                 self.https_url = origin_of(&url());
             } else if line.starts_with("HTTP:") {
                 self.http_url = origin_of(&url());
+            } else if line.starts_with("CoAPs:") {
+                self.coaps_addr = url().trim_start_matches("coaps://").to_owned();
+                if let Some(slash) = self.coaps_addr.find('/') {
+                    self.coaps_addr.truncate(slash);
+                }
             } else if line.starts_with("admin:") {
                 self.admin_url = origin_of(&url());
             } else if let Some(fp) = line.strip_prefix("root CA SHA-256 fingerprint:") {
