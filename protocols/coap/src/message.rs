@@ -132,11 +132,16 @@ pub(crate) enum Incoming {
     Response(Packet),
 }
 
-/// Decodes the header and options; `Err` carries the message id and type when they could be
-/// read, so that a Confirmable message can be answered with a Reset (RFC 7252 4.2).
+/// Decodes the header and options; `Err` carries the message id when it could be read and
+/// whether the message is to be answered with a Reset: a Confirmable message with a format
+/// error is rejected (RFC 7252 4.2), but one of an unknown version is silently ignored
+/// (RFC 7252 3), whatever its type bits say.
 pub(crate) fn decode(datagram: &[u8]) -> Result<Incoming, (CoapError, Option<(u16, bool)>)> {
     let head = match datagram {
-        [first, _, hi, lo, ..] => Some((u16::from_be_bytes([*hi, *lo]), first >> 4 & 0x3 == 0)),
+        [first, _, hi, lo, ..] => {
+            let resettable = first >> 6 == 1 && (first >> 4) & 0x3 == 0;
+            Some((u16::from_be_bytes([*hi, *lo]), resettable))
+        }
         _ => None,
     };
     let fail = |why| Err((CoapError::Malformed(why), head));
