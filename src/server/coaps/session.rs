@@ -58,7 +58,17 @@ impl Session {
         let Some(info) = self.peer_info(stream.ssl()).await else {
             return;
         };
-        tracing::debug!(peer = %self.peer, credential = credential_kind(&info.credential), "coaps session established");
+        let ssl = stream.ssl();
+        if ssl.session_reused() {
+            event(&state, "resumed");
+        }
+        tracing::debug!(
+            peer = %self.peer,
+            credential = credential_kind(&info.credential),
+            cipher = ssl.current_cipher().map_or("", |c| c.name()),
+            resumed = ssl.session_reused(),
+            "coaps session established"
+        );
         self.serve(&mut stream, Arc::new(info)).await;
         let _ = tokio::time::timeout(Duration::from_millis(200), stream.shutdown()).await;
     }
