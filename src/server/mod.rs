@@ -81,7 +81,7 @@ pub async fn handle(
             text(StatusCode::SERVICE_UNAVAILABLE, "request timed out")
         }
     };
-    tracing::debug!(
+    tracing::info!(
         method = %method, path = %path, status = response.status().as_u16(),
         peer = ?conn.peer, micros = started.elapsed().as_micros() as u64, "request"
     );
