@@ -99,10 +99,15 @@ fn saved(path: &Path) -> enrollgate_cmp::types::PkiMessage {
     kit::decode(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
 }
 
-/// Runs `cmd`, asserts success, returns stderr (where `openssl cmp` reports).
+/// Runs `cmd`, asserts success, returns what `openssl cmp` reported. OpenSSL 3.0 logs its
+/// progress ("CMP info: ...") on stdout and later versions on stderr: both are kept.
 fn run_cmp(cmd: &mut Command) -> String {
-    let out = run(cmd);
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    client_log(&run(cmd))
+}
+
+/// The stdout and stderr of an `openssl cmp` run, as one text.
+fn client_log(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
 /// The CRL as text (`openssl crl -inform DER -text`), fetched from the HTTP listener.
@@ -139,8 +144,8 @@ fn revoked_per_crl(gw: &Gateway, cert: &Path) -> bool {
         path_str(&gw.issuing_pem()),
         path_str(cert),
     ]);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     match (out.status.success(), text.contains("certificate revoked")) {
         (true, _) => false,
         (false, true) => true,
@@ -166,8 +171,16 @@ fn ir_cr_p10cr_kur_genm_rr_with_the_openssl_client() {
         cmp_cli(&gw, "ir", ".well-known/cmp")
             .args(mac_args(&token))
             .args(["-newkey", path_str(&k1), "-subject", "/CN=cmp-device"])
-            .args(["-certout", path_str(&c1), "-cacertsout", path_str(&p("capubs.pem"))])
-            .args(["-rspout", &format!("{},{}", p("ip.der").display(), p("pc1.der").display())]),
+            .args([
+                "-certout",
+                path_str(&c1),
+                "-cacertsout",
+                path_str(&p("capubs.pem")),
+            ])
+            .args([
+                "-rspout",
+                &format!("{},{}", p("ip.der").display(), p("pc1.der").display()),
+            ]),
     );
     verify_cert(&gw, &c1);
     assert_eq!(common::cert_subject(&c1), "CN=cmp-device");
@@ -189,7 +202,10 @@ fn ir_cr_p10cr_kur_genm_rr_with_the_openssl_client() {
             .args(["-cert", path_str(&c1), "-key", path_str(&k1)])
             .args(["-newkey", path_str(&k2), "-subject", "/CN=cmp-cr"])
             .args(["-certout", path_str(&c2)])
-            .args(["-rspout", &format!("{},{}", p("cp.der").display(), p("pc2.der").display())]),
+            .args([
+                "-rspout",
+                &format!("{},{}", p("cp.der").display(), p("pc2.der").display()),
+            ]),
     );
     verify_cert(&gw, &c2);
     assert_eq!(common::cert_subject(&c2), "CN=cmp-cr");
@@ -235,7 +251,15 @@ fn ir_cr_p10cr_kur_genm_rr_with_the_openssl_client() {
     // (OpenSSL 3.0 has no -cacertsout for genm: the saved genp is decoded here.)
     let expected = vec![cert_der(&gw.issuing_pem()), cert_der(&gw.root_pem())];
     for (name, auth) in [
-        ("genp_sig.der", vec!["-cert".into(), path_str(&c1).into(), "-key".into(), path_str(&k1).into()]),
+        (
+            "genp_sig.der",
+            vec![
+                "-cert".into(),
+                path_str(&c1).into(),
+                "-key".into(),
+                path_str(&k1).into(),
+            ],
+        ),
         ("genp_mac.der", mac_args(&token).to_vec()),
     ] {
         let stderr = run_cmp(
@@ -258,19 +282,33 @@ fn ir_cr_p10cr_kur_genm_rr_with_the_openssl_client() {
     );
     assert!(stderr.contains("revocation accepted"), "{stderr}");
     let (_, text) = crl_text(&gw);
-    assert!(text.contains(&serial), "CRL does not list {serial}:\n{text}");
+    assert!(
+        text.contains(&serial),
+        "CRL does not list {serial}:\n{text}"
+    );
     assert!(text.contains("Key Compromise"), "reason missing:\n{text}");
     assert!(revoked_per_crl(&gw, &c2));
     for other in [&c1, &c3, &c4] {
         assert!(!revoked_per_crl(&gw, other), "{} revoked", other.display());
     }
 
-    // The metrics saw five issuances and no refusal.
+    // The metrics saw four issuances (ir, cr and p10cr enroll, kur renews) and no refusal.
     let m = gw.metrics();
     let cmp = [("protocol", "cmp")];
+    let issued = |operation| {
+        let labels = [
+            ("protocol", "cmp"),
+            ("operation", operation),
+            ("outcome", "issued"),
+        ];
+        m.sum("enrollgate_requests_total", &labels)
+    };
+    assert_eq!(issued("enroll"), 3.0);
+    assert_eq!(issued("renew"), 1.0);
     assert_eq!(
-        m.sum("enrollgate_requests_total", &[("protocol", "cmp"), ("outcome", "issued")]),
-        5.0
+        m.sum("enrollgate_requests_total", &cmp),
+        4.0,
+        "only issuances"
     );
     assert_eq!(m.sum("enrollgate_bad_input_total", &cmp), 0.0);
 }
@@ -284,26 +322,39 @@ fn ca_certs_of(msg: &enrollgate_cmp::types::PkiMessage) -> Vec<Vec<u8>> {
         .iter()
         .find(|i| i.info_type == oid::IT_CA_CERTS)
         .expect("caCerts in genp");
-    let value = itav.info_value.as_ref().expect("caCerts value").to_der().unwrap();
+    let value = itav
+        .info_value
+        .as_ref()
+        .expect("caCerts value")
+        .to_der()
+        .unwrap();
     let certs: Vec<der::asn1::Any> = Vec::from_der(&value).unwrap();
     certs.iter().map(|c| c.to_der().unwrap()).collect()
 }
 
-/// `openssl cmp` running in the background with its output in files.
+/// `openssl cmp` running in the background with its output (stdout and stderr, see
+/// [`run_cmp`]) in one file.
 struct Background {
     child: Child,
     stderr: PathBuf,
 }
 
 impl Background {
+    /// Starts `cmd` under `stdbuf -oL`: the client's stdout goes to a file, which the C
+    /// library would otherwise buffer until the client exits.
     fn start(cmd: &mut Command, stderr: PathBuf) -> Self {
+        common::require_tool("stdbuf");
         let err = std::fs::File::create(&stderr).unwrap();
-        let child = cmd
+        let out = err.try_clone().unwrap();
+        let child = Command::new("stdbuf")
+            .arg("-oL")
+            .arg(cmd.get_program())
+            .args(cmd.get_args())
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(out)
             .stderr(err)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start `{}`: {e}", common::describe(cmd)));
+            .unwrap_or_else(|e| panic!("cannot start `stdbuf -oL {}`: {e}", common::describe(cmd)));
         Self { child, stderr }
     }
 
@@ -320,7 +371,10 @@ impl Background {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("openssl cmp still running after {limit:?}:\n{}", self.stderr());
+        panic!(
+            "openssl cmp still running after {limit:?}:\n{}",
+            self.stderr()
+        );
     }
 }
 
@@ -343,7 +397,10 @@ fn pending_request(gw: &Gateway, subject: &str) -> String {
         if let Some(id) = found {
             return id.to_owned();
         }
-        assert!(Instant::now() < deadline, "no pending request for {subject}: {list}");
+        assert!(
+            Instant::now() < deadline,
+            "no pending request for {subject}: {list}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -366,7 +423,11 @@ fn manual_approval_the_client_polls_until_the_operator_approves() {
     let id = pending_request(&gw, "CN=manual-device");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !client.stderr().contains("sending POLLREQ") {
-        assert!(Instant::now() < deadline, "no pollReq:\n{}", client.stderr());
+        assert!(
+            Instant::now() < deadline,
+            "no pollReq:\n{}",
+            client.stderr()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(client.child.try_wait().unwrap().is_none(), "client gave up");
@@ -390,13 +451,22 @@ fn manual_approval_a_rejected_request_ends_the_polling() {
         cmp_cli(&gw, "ir", ".well-known/cmp/p/manual")
             .args(mac_args(&token))
             .args(["-newkey", path_str(&key), "-subject", "/CN=to-be-rejected"])
-            .args(["-certout", path_str(&gw.path("never.pem")), "-total_timeout", "90"]),
+            .args([
+                "-certout",
+                path_str(&gw.path("never.pem")),
+                "-total_timeout",
+                "90",
+            ]),
         gw.path("poll.stderr"),
     );
     let id = pending_request(&gw, "CN=to-be-rejected");
     gw.run(&["request", "reject", &id]);
-    assert!(!client.wait(Duration::from_secs(60)), "the client got a certificate");
+    assert!(
+        !client.wait(Duration::from_secs(60)),
+        "the client got a certificate"
+    );
     let log = client.stderr();
+    assert!(log.contains("received 'waiting' PKIStatus"), "{log}");
     assert!(log.contains("rejection"), "{log}");
     assert!(!gw.path("never.pem").exists());
 }
@@ -413,7 +483,13 @@ fn implicit_confirm_skips_cert_conf_and_disable_confirm_leaves_it_pending() {
     run_cmp(
         cmp_cli(&gw, "ir", ".well-known/cmp")
             .args(mac_args(&token))
-            .args(["-newkey", path_str(&key), "-subject", "/CN=implicit", "-implicit_confirm"])
+            .args([
+                "-newkey",
+                path_str(&key),
+                "-subject",
+                "/CN=implicit",
+                "-implicit_confirm",
+            ])
             .args(["-certout", path_str(&p("implicit.pem")), "-reqout", &reqs])
             .args(["-rspout", path_str(&p("ip.der"))]),
     );
@@ -428,7 +504,13 @@ fn implicit_confirm_skips_cert_conf_and_disable_confirm_leaves_it_pending() {
     run_cmp(
         cmp_cli(&gw, "ir", ".well-known/cmp")
             .args(mac_args(&token))
-            .args(["-newkey", path_str(&key), "-subject", "/CN=unconfirmed", "-disable_confirm"])
+            .args([
+                "-newkey",
+                path_str(&key),
+                "-subject",
+                "/CN=unconfirmed",
+                "-disable_confirm",
+            ])
             .args(["-certout", path_str(&unconfirmed), "-reqout", &reqs])
             .args(["-rspout", path_str(&p("ip2.der"))]),
     );
@@ -440,7 +522,11 @@ fn implicit_confirm_skips_cert_conf_and_disable_confirm_leaves_it_pending() {
     let ir = kit::decode(&std::fs::read(p("ir.der")).unwrap());
     let ip = saved(&p("ip2.der"));
     let head = kit::Head {
-        transaction_id: ir.header.transaction_id.as_ref().map(|t| t.as_bytes().to_vec()),
+        transaction_id: ir
+            .header
+            .transaction_id
+            .as_ref()
+            .map(|t| t.as_bytes().to_vec()),
         ..kit::Head::new()
     }
     .answering(&ip);
@@ -459,7 +545,12 @@ fn post_cmp(gw: &Gateway, path: &str, der: &[u8]) -> enrollgate_cmp::types::PkiM
     let addr = host_port(&gw.http_url).parse().unwrap();
     let mut conn = kit::HttpConn::connect(addr).unwrap();
     let reply = conn.cmp(&format!("/{path}"), der).unwrap();
-    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
     kit::decode(&reply.body)
 }
 
@@ -474,14 +565,27 @@ fn a_certificate_rejected_in_cert_conf_or_abandoned_is_revoked() {
     // Then ir -> ip, then an error message (the client gives up) -> pkiConf, revoked too.
     let key = kit::ClientKey::generate();
     for (subject, last) in [
-        ("CN=rejected", kit::cert_conf_body as fn(&[u8], i64, bool) -> PkiBody),
-        ("CN=abandoned", |_: &[u8], _: i64, _: bool| kit::error_body()),
+        (
+            "CN=rejected",
+            kit::cert_conf_body as fn(&[u8], i64, bool) -> PkiBody,
+        ),
+        ("CN=abandoned", |_: &[u8], _: i64, _: bool| {
+            kit::error_body()
+        }),
     ] {
         let head = kit::Head::new();
-        let ip = post_cmp(&gw, path, &kit::protect_mac(&head, kit::ir_body(&key, subject), &mac));
+        let ip = post_cmp(
+            &gw,
+            path,
+            &kit::protect_mac(&head, kit::ir_body(&key, subject), &mac),
+        );
         let cert = kit::issued_cert(&ip).unwrap_or_else(|| panic!("no cert: {:?}", ip.body));
         let pem = gw.path(&format!("{subject}.pem"));
-        std::fs::write(&pem, der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &cert).unwrap()).unwrap();
+        std::fs::write(
+            &pem,
+            der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &cert).unwrap(),
+        )
+        .unwrap();
         verify_cert(&gw, &pem);
         assert!(!revoked_per_crl(&gw, &pem));
 
@@ -490,7 +594,12 @@ fn a_certificate_rejected_in_cert_conf_or_abandoned_is_revoked() {
             path,
             &kit::protect_mac(&head.answering(&ip), last(&cert, 0, false), &mac),
         );
-        assert_eq!(reply.body.kind().name(), "pkiconf", "{subject}: {:?}", reply.body);
+        assert_eq!(
+            reply.body.kind().name(),
+            "pkiconf",
+            "{subject}: {:?}",
+            reply.body
+        );
         kit::assert_mac_by(&reply, &mac, subject);
         assert!(revoked_per_crl(&gw, &pem), "{subject} not revoked");
     }
@@ -521,6 +630,6 @@ fn ir_over_https_and_unknown_routes() {
             .args(["-certout", path_str(&gw.path("none.pem"))]),
     );
     assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("404"), "{stderr}");
+    let log = client_log(&out);
+    assert!(log.contains("404"), "{log}");
 }

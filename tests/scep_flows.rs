@@ -10,6 +10,8 @@
 //! approval and after rejection; a resent transactionID; GetCert and GetCRL; renewal refused
 //! once the certificate is revoked.
 
+#![expect(clippy::unwrap_used, reason = "a test fails by panicking")]
+
 mod common;
 #[path = "common/scep.rs"]
 mod scep;
@@ -52,8 +54,17 @@ fn cacaps_and_cacert_on_every_path_of_both_listeners() {
         let caps = s.get(endpoint, "GetCACaps");
         caps.expect(200, endpoint);
         let text = caps.text();
-        for cap in ["AES", "POSTPKIOperation", "Renewal", "SHA-256", "SCEPStandard"] {
-            assert!(text.lines().any(|l| l == cap), "{endpoint}: no {cap} in {text:?}");
+        for cap in [
+            "AES",
+            "POSTPKIOperation",
+            "Renewal",
+            "SHA-256",
+            "SCEPStandard",
+        ] {
+            assert!(
+                text.lines().any(|l| l == cap),
+                "{endpoint}: no {cap} in {text:?}"
+            );
         }
 
         let ca = s.get(endpoint, "GetCACert");
@@ -94,11 +105,35 @@ fn scepclient_enrolls_with_a_token_and_renews_with_the_issued_certificate() {
     let out = client.run(&[]);
     assert!(out.status.success(), "renew: {}", output_text(&out));
     verify_cert(&gw, &client.cert());
-    assert_ne!(cert_serial(&client.cert()), cert_serial(&first), "a new certificate");
+    assert_ne!(
+        cert_serial(&client.cert()),
+        cert_serial(&first),
+        "a new certificate"
+    );
     assert_eq!(cert_pubkey(&client.cert()), cert_pubkey(&first), "same key");
+    let second = keep(&gw, &client.cert(), "second.pem");
+
+    // The next renewal, signed by the renewed certificate: scepclient sends the same
+    // transactionID (a hash of the key) a third time, and gets a third certificate.
+    let out = client.run(&[]);
+    assert!(out.status.success(), "renew again: {}", output_text(&out));
+    verify_cert(&gw, &client.cert());
+    for earlier in [&first, &second] {
+        assert_ne!(
+            cert_serial(&client.cert()),
+            cert_serial(earlier),
+            "a new certificate"
+        );
+    }
     let m = gw.metrics();
-    let renewed = [("protocol", "scep"), ("operation", "renew"), ("outcome", "issued")];
-    assert_eq!(m.sum("enrollgate_requests_total", &renewed), 1.0);
+    let renewed = [
+        ("protocol", "scep"),
+        ("operation", "renew"),
+        ("outcome", "issued"),
+    ];
+    assert_eq!(m.sum("enrollgate_requests_total", &renewed), 2.0);
+    let issued = [("profile", "device")];
+    assert_eq!(m.sum("enrollgate_certificates_issued_total", &issued), 3.0);
 }
 
 #[test]
@@ -139,7 +174,10 @@ fn scepclient_retries_a_held_request_until_an_operator_approves_it() {
 
     let out = guard.wait(Duration::from_secs(90));
     assert!(out.status.success(), "{}", output_text(&out));
-    assert!(output_text(&out).contains("PENDING"), "it saw PENDING first");
+    assert!(
+        output_text(&out).contains("PENDING"),
+        "it saw PENDING first"
+    );
     verify_cert(&gw, &client.cert());
 }
 
@@ -170,7 +208,11 @@ fn certpoll_gets_the_certificate_after_approval_and_failure_after_rejection() {
 
     let (device, approved) = &outcomes[0];
     let cert = issued(approved);
-    assert_eq!(spki_of(&cert), spki_of(&device.self_signed), "certifies the key");
+    assert_eq!(
+        spki_of(&cert),
+        spki_of(&device.self_signed),
+        "certifies the key"
+    );
     verify_der(&gw, &cert);
     assert_failure(&outcomes[1].1, FailInfo::BadRequest);
 
@@ -276,9 +318,15 @@ fn renewal_through_the_client_module_needs_a_live_certificate_of_ours() {
     let signer = device.identity_with(&cert);
     let csr = device.csr("renewer", None);
     let renew = |tid: &str| pki::message(&signer, &s.ra, MessageType::RenewalReq, tid, &csr);
-    let renewed = issued(&s.exchange(&s.http(), &signer, &renew(&pki::transaction_id("r"))));
+    let renewal = renew(&pki::transaction_id("r"));
+    let renewed = issued(&s.exchange(&s.http(), &signer, &renewal));
     assert_ne!(renewed, cert);
     verify_der(&gw, &renewed);
+    // The same RenewalReq resent (a lost reply): the same certificate, not a second one.
+    assert_eq!(issued(&s.exchange(&s.http(), &signer, &renewal)), renewed);
+    let labels = [("profile", "device")];
+    let m = gw.metrics();
+    assert_eq!(m.sum("enrollgate_certificates_issued_total", &labels), 2.0);
 
     // Once revoked, the old certificate authenticates nothing.
     let pem = gw.path("renewer.pem");
@@ -373,7 +421,10 @@ fn pending_id(gw: &Gateway, cn: &str) -> String {
         if let Some(id) = line.and_then(|l| l.split('\t').next()) {
             return id.to_owned();
         }
-        assert!(Instant::now() < deadline, "no held request for {cn}:\n{list}");
+        assert!(
+            Instant::now() < deadline,
+            "no held request for {cn}:\n{list}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -390,7 +441,10 @@ impl KillOnDrop {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let out = child.wait_with_output().unwrap();
-                panic!("scepclient still running after {limit:?}: {}", output_text(&out));
+                panic!(
+                    "scepclient still running after {limit:?}: {}",
+                    output_text(&out)
+                );
             }
             std::thread::sleep(Duration::from_millis(200));
         }

@@ -139,6 +139,11 @@ impl Registrar {
             .ok_or(RejectReason::UnknownRoute)?;
         let profile = self.profile(route)?;
         let material = decode_material(&req.key, profile)?;
+        let fingerprint =
+            sha256_hex(&[req.route.as_bytes(), b"\0", &material.fingerprint_input].concat());
+        if let Some(outcome) = self.resent(req, &fingerprint).await? {
+            return Ok(outcome);
+        }
         let who = self
             .authn
             .authenticate(route, &req.requester.credential)
@@ -147,8 +152,6 @@ impl Registrar {
 
         let approved = self.approve(route, profile, &material, &who)?;
         if let Some(tid) = &req.transaction_id {
-            let fingerprint =
-                sha256_hex(&[req.route.as_bytes(), b"\0", &material.fingerprint_input].concat());
             let existing = self
                 .store
                 .claim_transaction(req.protocol.as_str(), tid, &fingerprint)
@@ -318,6 +321,30 @@ impl Registrar {
             serial,
             private_key,
         }))
+    }
+
+    /// The stored answer when this exact request (same transaction id, same fingerprint) was
+    /// decided before. It comes before authentication: the first attempt may have spent a
+    /// one-use token, and a client that lost the reply must still get its certificate. The
+    /// fingerprint covers the whole CSR (for SCEP with its challengePassword), so only the
+    /// original request matches; anything else falls through to the full checks.
+    async fn resent(
+        &self,
+        req: &IssuanceRequest,
+        fingerprint: &str,
+    ) -> Result<Option<Outcome>, RejectReason> {
+        let Some(tid) = &req.transaction_id else {
+            return Ok(None);
+        };
+        let existing = self
+            .store
+            .transaction(req.protocol.as_str(), tid)
+            .await
+            .map_err(internal)?;
+        match existing {
+            Some(t) if t.fingerprint == fingerprint => self.replay(tid, &t.state).await.map(Some),
+            _ => Ok(None),
+        }
     }
 
     /// Answers a retried transaction from what the store says about it.

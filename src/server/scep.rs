@@ -131,7 +131,7 @@ async fn pki_operation(
         RequestContent::CertPoll(_) => {
             state
                 .registrar
-                .poll_transaction("scep", request.transaction_id())
+                .poll_transaction("scep", &enrollgate_scep::transaction_key(&request))
                 .await
         }
         RequestContent::GetCert(id) => {

@@ -164,6 +164,10 @@ pub trait Store: Send + Sync {
         id: &str,
         fingerprint: &str,
     ) -> StoreResult<Option<TransactionRecord>>;
+    /// Reads a transaction without claiming it (a resent request is answered from it before
+    /// its credential is checked again).
+    async fn transaction(&self, protocol: &str, id: &str)
+    -> StoreResult<Option<TransactionRecord>>;
     /// Moves a claimed transaction to its final or pending state.
     async fn set_transaction_state(
         &self,

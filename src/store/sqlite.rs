@@ -222,11 +222,26 @@ impl Store for SqliteStore {
         if inserted.rows_affected() == 1 {
             return Ok(None);
         }
+        // The conflicting row exists; it can only vanish if a concurrent failure released it.
+        match self.transaction(protocol, id).await? {
+            Some(existing) => Ok(Some(existing)),
+            None => Err(StoreError::Database(sqlx::Error::RowNotFound)),
+        }
+    }
+
+    async fn transaction(
+        &self,
+        protocol: &str,
+        id: &str,
+    ) -> StoreResult<Option<TransactionRecord>> {
         let row = sqlx::query("SELECT * FROM transactions WHERE protocol = $1 AND id = $2")
             .bind(protocol)
             .bind(id)
-            .fetch_one(&self.pool)
+            .fetch_optional(&self.pool)
             .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
         let state: String = row.try_get("state")?;
         Ok(Some(TransactionRecord {
             protocol: protocol.to_owned(),

@@ -255,7 +255,9 @@ pub fn error_body() -> PkiBody {
 
 /// The message protected with PasswordBasedMac, DER.
 pub fn protect_mac(head: &Head, body: PkiBody, mac: &Mac) -> Vec<u8> {
-    mac_message(head, body, mac).to_der().expect("PKIMessage DER")
+    mac_message(head, body, mac)
+        .to_der()
+        .expect("PKIMessage DER")
 }
 
 /// The message protected with PasswordBasedMac, decoded (for tests that edit it further).
@@ -283,7 +285,11 @@ pub fn mac_message(head: &Head, body: PkiBody, mac: &Mac) -> PkiMessage {
         protection: None,
         extra_certs: None,
     };
-    let tag = pbm(&params, &mac.secret, &msg.protected_part_der().expect("DER"));
+    let tag = pbm(
+        &params,
+        &mac.secret,
+        &msg.protected_part_der().expect("DER"),
+    );
     msg.protection = Some(BitString::from_bytes(&tag).expect("MAC bits"));
     msg
 }
@@ -320,7 +326,11 @@ pub fn remac(msg: &mut PkiMessage, mac: &Mac) {
         .expect("PBM parameters")
         .decode_as()
         .expect("PBMParameter");
-    let tag = pbm(&params, &mac.secret, &msg.protected_part_der().expect("DER"));
+    let tag = pbm(
+        &params,
+        &mac.secret,
+        &msg.protected_part_der().expect("DER"),
+    );
     msg.protection = Some(BitString::from_bytes(&tag).expect("MAC bits"));
 }
 
@@ -365,7 +375,11 @@ pub fn assert_failure(msg: &PkiMessage, kind: &str, fail: FailInfo, what: &str) 
         msg.body
     );
     let status = status(msg).unwrap_or_else(|| panic!("{what}: no status in {:?}", msg.body));
-    assert_eq!(status.status, PkiStatus::Rejection as u8, "{what}: {status:?}");
+    assert_eq!(
+        status.status,
+        PkiStatus::Rejection as u8,
+        "{what}: {status:?}"
+    );
     assert_eq!(
         fail_bits(msg),
         vec![fail as usize],
@@ -378,7 +392,13 @@ pub fn issued_cert(msg: &PkiMessage) -> Option<Vec<u8>> {
     let (PkiBody::Ip(c) | PkiBody::Cp(c) | PkiBody::Kup(c)) = &msg.body else {
         return None;
     };
-    match &c.response.first()?.certified_key_pair.as_ref()?.cert_or_enc_cert {
+    match &c
+        .response
+        .first()?
+        .certified_key_pair
+        .as_ref()?
+        .cert_or_enc_cert
+    {
         CertOrEncCert::Certificate(any) => any.to_der().ok(),
         CertOrEncCert::EncryptedCert(_) => None,
     }
@@ -456,7 +476,11 @@ pub fn assert_mac_by(msg: &PkiMessage, mac: &Mac, what: &str) {
         .expect("PBM parameters")
         .decode_as()
         .expect("PBMParameter");
-    let expected = pbm(&params, &mac.secret, &msg.protected_part_der().expect("DER"));
+    let expected = pbm(
+        &params,
+        &mac.secret,
+        &msg.protected_part_der().expect("DER"),
+    );
     let got = msg.protection.as_ref().and_then(|b| b.as_bytes());
     assert_eq!(got, Some(expected.as_slice()), "{what}: reply MAC");
 }
@@ -501,7 +525,12 @@ impl HttpConn {
     }
 
     /// POSTs `body` to `path` with `content_type` and reads the reply.
-    pub fn post(&mut self, path: &str, content_type: &str, body: &[u8]) -> std::io::Result<HttpReply> {
+    pub fn post(
+        &mut self,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> std::io::Result<HttpReply> {
         let head = format!(
             "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\n\
              Content-Length: {}\r\nConnection: keep-alive\r\n\r\n",
@@ -520,7 +549,8 @@ impl HttpConn {
     }
 
     fn read_reply(&mut self) -> std::io::Result<HttpReply> {
-        let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
+        let bad =
+            |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
         let mut line = String::new();
         self.reader.read_line(&mut line)?;
         let status: u16 = line

@@ -13,7 +13,7 @@ pub mod pki;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use enrollgate_scep::client::{ClientIdentity, CertRep, open_cert_rep};
+use enrollgate_scep::client::{CertRep, ClientIdentity, open_cert_rep};
 use enrollgate_scep::{FailInfo, PkiStatus};
 
 use crate::common::{Gateway, Reply, decode_base64, describe, require_tool, run_unchecked, unique};
@@ -23,8 +23,8 @@ pub const PKI_MESSAGE: &str = "application/x-pki-message";
 
 /// The DER of the first certificate in a PEM file.
 pub fn pem_cert_der(path: &Path) -> Vec<u8> {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     let body: String = text
         .lines()
         .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))

@@ -34,7 +34,9 @@
 //!   DES-CBC; replies to DES-CBC requests use AES-128-CBC;
 //! - RSASSA-PSS and Ed25519 signers are passed to `enrollgate-pkix` and work only as far as
 //!   it verifies them; signingTime is not checked (no clock here), so badTime is never sent;
-//! - the SCEP state (pending transactions, GetCert and GetCRL look-ups) is the caller's.
+//! - the SCEP state (pending transactions, GetCert and GetCRL look-ups) is the caller's;
+//! - a PKIOperation sent with GET is bounded by the gateway's HTTP layer (hyper takes request
+//!   targets up to 64 KiB, about 47 KiB of message): larger messages must be POSTed.
 
 #![forbid(unsafe_code)]
 
@@ -64,7 +66,7 @@ pub use message::{
     DecodeOptions, IssuerAndSubject, MAX_MESSAGE_LEN, PkiRequest, ReplyTo, RequestContent,
     decode_pki_message,
 };
-pub use model::{fail_info_for, issuance_request};
+pub use model::{fail_info_for, issuance_request, transaction_key};
 pub use ra::RaIdentity;
 pub use reply::{
     CertRepPayload, cert_rep_failure, cert_rep_for_outcome, cert_rep_pending, cert_rep_success,

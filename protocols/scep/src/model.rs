@@ -1,5 +1,6 @@
 //! Mapping between SCEP and the shared issuance model.
 
+use der::Decode;
 use enrollgate_model::{
     Credential, IssuanceRequest, KeySource, Operation, Protocol, RejectReason, Requester, Secret,
 };
@@ -15,7 +16,7 @@ use crate::message::{PkiRequest, RequestContent};
 /// token secret with an empty id (the registrar looks the token up by its secret, or checks
 /// a route's static password), or [`Credential::Anonymous`] without one. RenewalReq becomes
 /// [`Operation::Renew`] with the signer's certificate chain as credential: the SignedData
-/// signature has proven possession of its key. The transaction id is SCEP's transactionID.
+/// signature has proven possession of its key. The transaction id is [`transaction_key`].
 /// The CSR's own signature is left to the registrar.
 pub fn issuance_request(
     request: &PkiRequest,
@@ -38,7 +39,41 @@ pub fn issuance_request(
         operation,
         requester: Requester { credential, peer },
         key: KeySource::Csr(csr.clone()),
-        transaction_id: Some(request.transaction_id().to_owned()),
+        transaction_id: Some(transaction_key(request)),
+    })
+}
+
+/// The key under which the caller keeps the transaction of `request` (the registrar's
+/// idempotency record, and what a CertPoll looks up).
+///
+/// A transactionID only has to be unique per client (RFC 8894 section 3.2.1.1), and clients
+/// commonly derive it from the public key, which a renewal may keep: micromdm's scepclient
+/// sends its RenewalReq under the transactionID of its first PKCSReq. So a message signed by
+/// the requester's self-issued certificate is kept under the transactionID alone, and one
+/// signed by an issued certificate (a renewal, or a CertPoll for one) under the transactionID
+/// scoped by that certificate: a resent renewal finds its first answer, and the next renewal,
+/// signed by the certificate the last one issued, starts a new transaction.
+pub fn transaction_key(request: &PkiRequest) -> String {
+    let tid = request.transaction_id();
+    match request.signer_chain.first() {
+        Some(signer) if !self_issued(signer) => {
+            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, signer);
+            let scope: String = digest.as_ref()[..16]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            format!("{tid}@{scope}")
+        }
+        _ => tid.to_owned(),
+    }
+}
+
+/// Whether a certificate names itself as its issuer (a requester's stand-in certificate).
+/// Undecodable bytes count as self-issued: the signature check has accepted them already,
+/// and the transactionID alone is then the conservative key.
+fn self_issued(der: &[u8]) -> bool {
+    x509_cert::Certificate::from_der(der).map_or(true, |c| {
+        c.tbs_certificate().issuer() == c.tbs_certificate().subject()
     })
 }
 

@@ -7,7 +7,7 @@ use crate::client::{ClientIdentity, open_cert_rep};
 use crate::{
     CertRepPayload, ContentCipher, DecodeOptions, DigestAlg, FailInfo, MessageType, PkiStatus,
     RequestContent, ScepError, cert_rep_for_outcome, cert_rep_success, decode_pki_message,
-    issuance_request,
+    issuance_request, transaction_key,
 };
 
 const TX: &str = "FTqdBll+ITpEfguMa6DVQm7/O9A=";
@@ -143,4 +143,23 @@ fn renewalreq_rejection_becomes_a_signed_failure() {
         Some("refused by policy: subject changed")
     );
     assert!(opened.certificates.is_empty());
+}
+
+#[test]
+fn a_renewal_under_the_enrolment_transaction_id_is_kept_apart() {
+    let decode = |der| decode_pki_message(der, &ra(), &DecodeOptions::default()).expect("decode");
+    let enrol = decode(vector!("micromdm_pkcsreq.der"));
+    let renew = decode(vector!("micromdm_renewalreq.der"));
+    // scepclient derives the transactionID from the key, which its renewal keeps.
+    assert_eq!(renew.transaction_id(), enrol.transaction_id());
+
+    assert_eq!(transaction_key(&enrol), TX);
+    let key = transaction_key(&renew);
+    let scope = key
+        .strip_prefix(&format!("{TX}@"))
+        .expect("scoped by the signer");
+    assert_eq!(scope.len(), 32);
+    assert!(scope.bytes().all(|b| b.is_ascii_hexdigit()));
+    let ir = issuance_request(&renew, "", None).expect("map");
+    assert_eq!(ir.transaction_id, Some(key));
 }
