@@ -109,6 +109,17 @@ impl Registrar {
         self.config.route(label)
     }
 
+    /// Authenticates a credential on route `label` the way [`Registrar::issue`] does first,
+    /// for protocol layers that must know who speaks before any request (a CMP signer).
+    pub async fn authenticate(
+        &self,
+        label: &str,
+        credential: &enrollgate_model::Credential,
+    ) -> Result<Authenticated, RejectReason> {
+        let route = self.config.route(label).ok_or(RejectReason::UnknownRoute)?;
+        self.authn.authenticate(route, credential).await
+    }
+
     /// Decides one request.
     pub async fn issue(&self, request: IssuanceRequest) -> Outcome {
         let started = Instant::now();

@@ -142,7 +142,7 @@ pub(crate) async fn exchange(
         state
             .metrics
             .bad_input
-            .with_label_values(&["cmp", &format!("{:?}", e.fail_info())])
+            .with_label_values(&["cmp", e.fail_info().name()])
             .inc();
         tracing::debug!(error = %e, transaction = %tid, "CMP message refused");
         server
@@ -155,7 +155,10 @@ pub(crate) async fn exchange(
             Some(kid) => server.verify_mac(&incoming, &state.tokens.secret_for(&kid)),
             None => Err(CmpError::BadMessageCheck),
         },
-        ProtectionKind::Signature => server.verify_signature(&incoming),
+        ProtectionKind::Signature => match server.verify_signature(&incoming) {
+            Ok(v) => trusted_signer(state, server, v).await,
+            Err(e) => Err(e),
+        },
         ProtectionKind::None => Err(CmpError::WrongProtection),
     };
     let verified = match verified {
@@ -181,12 +184,45 @@ pub(crate) async fn exchange(
         Ok(step) => step,
         Err(e) => return refuse(e),
     };
+    if let Step::Reply(Reply {
+        failure: Some(fail),
+        ..
+    }) = &step
+    {
+        // The crate refused the message itself (version, nonces, sequence, certConf).
+        state
+            .metrics
+            .bad_input
+            .with_label_values(&["cmp", fail.name()])
+            .inc();
+        tracing::debug!(fail = fail.name(), transaction = %tid, "CMP message refused");
+    }
     let reply = match run_step(state, server, conn, step, now, protocol).await {
         Ok(reply) => reply,
         Err(e) => return refuse(e),
     };
     finish(state, &tid, &reply).await;
     Ok(reply.der)
+}
+
+/// RFC 9483 section 3.5: the protection certificate must chain to the route's anchors (or our
+/// own CA, unrevoked) before anything in the message counts, genm and certConf included.
+async fn trusted_signer(
+    state: &AppState,
+    server: &CmpServer,
+    verified: enrollgate_cmp::Verified,
+) -> Result<enrollgate_cmp::Verified, CmpError> {
+    let chain = verified.facts().extra_certs.clone();
+    let credential = Credential::Certificate { chain };
+    match state
+        .registrar
+        .authenticate(&server.config().route, &credential)
+        .await
+    {
+        Ok(_) => Ok(verified),
+        Err(RejectReason::Internal) => Err(CmpError::Internal("authentication failed".into())),
+        Err(_) => Err(CmpError::UntrustedSigner),
+    }
 }
 
 async fn run_step(

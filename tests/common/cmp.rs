@@ -86,6 +86,20 @@ impl ClientKey {
         Self { pair }
     }
 
+    /// A fresh key and a self-signed certificate for it (DER), made with rcgen: a signer that
+    /// no route trusts.
+    pub fn self_signed(cn: &str) -> (Self, Vec<u8>) {
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("keygen");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        let cert = params.self_signed(&pair).expect("self-signed certificate");
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &pair.serialize_der())
+            .expect("P-256 PKCS#8");
+        (Self { pair: key }, cert.der().to_vec())
+    }
+
     /// The `SubjectPublicKeyInfo`.
     pub fn spki(&self) -> SubjectPublicKeyInfoOwned {
         SubjectPublicKeyInfoOwned {

@@ -49,6 +49,39 @@ impl FailInfo {
         BitString::new(unused, bytes).expect("1..=4 bytes with at most 7 unused bits is valid")
     }
 
+    /// The RFC's name of the bit (`badMessageCheck`, ...), for logs and metric labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::BadAlg => "badAlg",
+            Self::BadMessageCheck => "badMessageCheck",
+            Self::BadRequest => "badRequest",
+            Self::BadTime => "badTime",
+            Self::BadCertId => "badCertId",
+            Self::BadDataFormat => "badDataFormat",
+            Self::WrongAuthority => "wrongAuthority",
+            Self::IncorrectData => "incorrectData",
+            Self::MissingTimeStamp => "missingTimeStamp",
+            Self::BadPop => "badPOP",
+            Self::CertRevoked => "certRevoked",
+            Self::CertConfirmed => "certConfirmed",
+            Self::WrongIntegrity => "wrongIntegrity",
+            Self::BadRecipientNonce => "badRecipientNonce",
+            Self::TimeNotAvailable => "timeNotAvailable",
+            Self::UnacceptedPolicy => "unacceptedPolicy",
+            Self::UnacceptedExtension => "unacceptedExtension",
+            Self::AddInfoNotAvailable => "addInfoNotAvailable",
+            Self::BadSenderNonce => "badSenderNonce",
+            Self::BadCertTemplate => "badCertTemplate",
+            Self::SignerNotTrusted => "signerNotTrusted",
+            Self::TransactionIdInUse => "transactionIdInUse",
+            Self::UnsupportedVersion => "unsupportedVersion",
+            Self::NotAuthorized => "notAuthorized",
+            Self::SystemUnavail => "systemUnavail",
+            Self::SystemFailure => "systemFailure",
+            Self::DuplicateCertReq => "duplicateCertReq",
+        }
+    }
+
     /// The bit number's position in a received `PKIFailureInfo`.
     pub fn is_set_in(self, bits: &BitString) -> bool {
         bits.get(self as usize).unwrap_or(false)
@@ -113,6 +146,10 @@ pub enum CmpError {
     /// Signature protection without a usable protection certificate in extraCerts.
     #[error("no usable protection certificate in extraCerts")]
     MissingSignerCertificate,
+    /// The protection certificate does not chain to an anchor of the route, has expired or
+    /// was revoked (RFC 9483 section 3.5: signerNotTrusted).
+    #[error("the protection certificate is not trusted")]
+    UntrustedSigner,
     /// The CRMF proof of possession is missing, unsupported or wrong.
     #[error("proof of possession failed: {0}")]
     BadPop(String),
@@ -120,6 +157,9 @@ pub enum CmpError {
     /// supported).
     #[error("bad certificate template: {0}")]
     BadCertTemplate(String),
+    /// `senderNonce` is missing or shorter than 128 bits (RFC 9483 section 3.1).
+    #[error("senderNonce missing or shorter than 128 bits")]
+    BadSenderNonce,
     /// `recipNonce` does not repeat our last `senderNonce`.
     #[error("recipNonce does not match our last senderNonce")]
     BadRecipientNonce,
@@ -153,10 +193,11 @@ impl CmpError {
             Self::WrongProtection => FailInfo::WrongIntegrity,
             Self::UnsupportedAlgorithm(_) | Self::IterationCountTooHigh { .. } => FailInfo::BadAlg,
             Self::BadMessageCheck => FailInfo::BadMessageCheck,
-            Self::MissingSignerCertificate => FailInfo::SignerNotTrusted,
+            Self::MissingSignerCertificate | Self::UntrustedSigner => FailInfo::SignerNotTrusted,
             Self::BadPop(_) => FailInfo::BadPop,
             Self::BadCertTemplate(_) => FailInfo::BadCertTemplate,
             Self::BadRecipientNonce => FailInfo::BadRecipientNonce,
+            Self::BadSenderNonce => FailInfo::BadSenderNonce,
             Self::TransactionIdInUse => FailInfo::TransactionIdInUse,
             Self::BadCertId(_) => FailInfo::BadCertId,
             Self::NotAuthorized(_) => FailInfo::NotAuthorized,

@@ -249,9 +249,7 @@ impl CmpServer {
             return Err(CmpError::BadRequest("transactionID missing".into()));
         }
         if facts.sender_nonce.as_ref().is_none_or(|n| n.len() < 16) {
-            return Err(CmpError::BadRequest(
-                "senderNonce missing or shorter than 128 bits".into(),
-            ));
+            return Err(CmpError::BadSenderNonce);
         }
         use BodyKind as K;
         match (facts.body, prior) {
