@@ -175,9 +175,8 @@ impl Registrar {
                 return self.replay(tid, &existing.state).await;
             }
         }
-        if route.manual_approval {
-            return self.hold(req, &material, &who).await;
-        }
+        // A token use is spent by the request, held or not: a one-use token cannot queue a
+        // second request for the operator.
         if let Authenticated::Token(t) = &who
             && !self
                 .store
@@ -187,6 +186,15 @@ impl Registrar {
         {
             self.release(req).await;
             return Err(RejectReason::Unauthenticated);
+        }
+        if route.manual_approval {
+            let held = self.hold(req, &material, &who).await;
+            if held.is_err()
+                && let Authenticated::Token(t) = &who
+            {
+                let _ = self.store.return_token_use(&t.id).await;
+            }
+            return held;
         }
         let result = self.sign(req, &approved, &who, material.generated).await;
         if result.is_err() {

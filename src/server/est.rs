@@ -72,12 +72,49 @@ pub async fn handle(
     };
     match enrollgate_est::handle(&path, &est_req, &route) {
         Ok(Decision::Respond(r)) => convert(r),
-        Ok(Decision::Issue(request)) => {
+        Ok(Decision::Issue(mut request)) => {
+            if may_be_held(&state.config, &path.label) {
+                request.transaction_id = Some(resend_key(&request));
+            }
             let outcome = state.registrar.issue(request).await;
             convert(enrollgate_est::encode_outcome(path.operation, &outcome))
         }
         Err(e) => error_response(state, &e),
     }
+}
+
+/// Whether a request on this route may be answered 202 (held for an operator, or by a
+/// backend that can ask for approval). Only then does EST need a transaction key.
+fn may_be_held(config: &crate::config::Config, label: &str) -> bool {
+    config
+        .route(label)
+        .is_some_and(|r| r.manual_approval || r.backends.iter().any(|b| b != "builtin"))
+}
+
+/// EST carries no transaction id: a client told 202 resends the same request (RFC 7030
+/// 4.2.3). The key that lets the registrar recognise the resend is made of what the resend
+/// repeats exactly: the operation, who asks (the token id or the client certificate) and the
+/// CSR's bytes. A different CSR or another requester is a new transaction.
+fn resend_key(request: &enrollgate_model::IssuanceRequest) -> String {
+    use enrollgate_model::{Credential, KeySource};
+    let who = match &request.requester.credential {
+        Credential::Token { id, .. } | Credential::TokenProven { id } => format!("token:{id}"),
+        Credential::Certificate { chain } => format!(
+            "cert:{}",
+            crate::crypto::sha256_hex(chain.first().map(Vec::as_slice).unwrap_or_default())
+        ),
+        Credential::Password(_) => "password".to_owned(),
+        Credential::Anonymous => "anonymous".to_owned(),
+    };
+    let csr = match &request.key {
+        KeySource::Csr(der) | KeySource::Generate { template_csr: der } => der.as_slice(),
+        KeySource::Verified { .. } => &[],
+    };
+    format!(
+        "{}:{who}:{}",
+        request.operation.as_str(),
+        crate::crypto::sha256_hex(csr)
+    )
 }
 
 /// The response for a refused EST request, counted and logged at debug.
