@@ -406,43 +406,20 @@ impl Registrar {
                 "server-generated keys need a route without manual approval".into(),
             ));
         }
-        let id = hex::encode(crate::crypto::random_bytes::<12>());
-        let body = serde_json::json!({
-            "operation": req.operation.as_str(),
-            "key": key_to_json(&req.key),
-            "requester": who.label(),
-            "token": match who { Authenticated::Token(t) => Some(t.id.clone()), _ => None },
-            "transaction": req.transaction_id,
-        });
-        let record = PendingRecord {
-            id: id.clone(),
-            protocol: req.protocol.as_str().into(),
-            route: req.route.clone(),
+        let held = Held {
             subject: m.subject_text.clone(),
-            request: body.to_string(),
-            status: "pending".into(),
-            serial: None,
-            created_at: crate::clock::now(),
+            profile: String::new(),
+            status: "pending",
+            extra: (
+                "token",
+                serde_json::json!(match who {
+                    Authenticated::Token(t) => Some(t.id.clone()),
+                    _ => None,
+                }),
+            ),
         };
-        self.store.insert_pending(&record).await.map_err(internal)?;
-        if let Some(tid) = &req.transaction_id {
-            let state = TransactionState::Pending(id.clone());
-            self.store
-                .set_transaction_state(req.protocol.as_str(), tid, &state)
-                .await
-                .map_err(internal)?;
-        }
-        let audit = AuditRecord {
-            event: "pending".into(),
-            protocol: record.protocol.clone(),
-            route: record.route.clone(),
-            requester: who.label(),
-            subject: record.subject.clone(),
-            detail: id.clone(),
-            ..AuditRecord::default()
-        };
-        self.store.audit(&audit).await.map_err(internal)?;
-        tracing::info!(protocol = %record.protocol, route = %record.route, pending = %id, "request held for approval");
+        let id = self.park(req, who, held).await?;
+        tracing::info!(protocol = req.protocol.as_str(), route = %req.route, pending = %id, "request held for approval");
         Ok(Outcome::Pending {
             id,
             retry_after: RETRY_AFTER,
@@ -458,21 +435,39 @@ impl Registrar {
         reference: &str,
         retry_after: u32,
     ) -> Result<Outcome, RejectReason> {
+        let held = Held {
+            subject: enrollgate_pkix::name_to_string(approved.subject()),
+            profile: approved.profile().into(),
+            status: "backend",
+            extra: ("backend_reference", serde_json::json!(reference)),
+        };
+        let id = self.park(req, who, held).await?;
+        tracing::info!(protocol = req.protocol.as_str(), route = %req.route, pending = %id, reference, "request held by the backend");
+        Ok(Outcome::Pending { id, retry_after })
+    }
+
+    /// Writes a held request, its transaction state and its audit record; returns its id.
+    async fn park(
+        &self,
+        req: &IssuanceRequest,
+        who: &Authenticated,
+        held: Held,
+    ) -> Result<String, RejectReason> {
         let id = hex::encode(crate::crypto::random_bytes::<12>());
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "operation": req.operation.as_str(),
             "key": key_to_json(&req.key),
             "requester": who.label(),
             "transaction": req.transaction_id,
-            "backend_reference": reference,
         });
+        body[held.extra.0] = held.extra.1;
         let record = PendingRecord {
             id: id.clone(),
             protocol: req.protocol.as_str().into(),
             route: req.route.clone(),
-            subject: enrollgate_pkix::name_to_string(approved.subject()),
+            subject: held.subject,
             request: body.to_string(),
-            status: "backend".into(),
+            status: held.status.into(),
             serial: None,
             created_at: crate::clock::now(),
         };
@@ -484,19 +479,25 @@ impl Registrar {
                 .await
                 .map_err(internal)?;
         }
+        let detail = match held.status {
+            "backend" => format!(
+                "{id} held by backend {}",
+                body["backend_reference"].as_str().unwrap_or_default()
+            ),
+            _ => id.clone(),
+        };
         let audit = AuditRecord {
             event: "pending".into(),
-            protocol: record.protocol.clone(),
-            route: record.route.clone(),
-            profile: approved.profile().into(),
+            protocol: record.protocol,
+            route: record.route,
+            profile: held.profile,
             requester: who.label(),
-            subject: record.subject.clone(),
-            detail: format!("{id} held by backend {reference}"),
+            subject: record.subject,
+            detail,
             ..AuditRecord::default()
         };
         self.store.audit(&audit).await.map_err(internal)?;
-        tracing::info!(protocol = %record.protocol, route = %record.route, pending = %id, reference, "request held by the backend");
-        Ok(Outcome::Pending { id, retry_after })
+        Ok(id)
     }
 
     /// Asks the backend again about a request it holds.
@@ -939,6 +940,16 @@ fn check_renewal(
         }
         _ => Err(RejectReason::Unauthenticated),
     }
+}
+
+/// What differs between a request held for an operator and one held by the backend.
+struct Held {
+    subject: String,
+    profile: String,
+    /// `pending` (operator) or `backend`.
+    status: &'static str,
+    /// The one field of the stored request that only this kind carries.
+    extra: (&'static str, serde_json::Value),
 }
 
 /// The key source as JSON, for a held request.
