@@ -26,6 +26,8 @@ pub struct Gateway {
     pub tokens: Arc<Tokens>,
     /// The store.
     pub store: Arc<dyn Store>,
+    /// The CA backends; their chains are read when serving starts, not by admin verbs.
+    router: Arc<Router>,
 }
 
 /// The addresses the listeners actually bound (port 0 resolves here).
@@ -60,16 +62,14 @@ impl Gateway {
         );
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::new());
-        // The router picks each route's backends; chains it must fetch are read now (for five
-        // seconds at most), then on first use and in the background while unknown.
+        // The router picks each route's backends. Opening contacts no CA: an admin verb must
+        // not wait on (or count failures against) a backend; `serve` reads the chains.
         let router = Arc::new(
             Router::from_config(&config, ca.clone(), metrics.clone())
                 .map_err(anyhow::Error::msg)
                 .context("preparing the CA backends")?,
         );
-        let _ = tokio::time::timeout(Duration::from_secs(5), router.fetch_chains()).await;
-        let _refresh = router.spawn_chain_refresh(Duration::from_secs(30));
-        let backend: Arc<dyn crate::backends::CaBackend> = router;
+        let backend: Arc<dyn crate::backends::CaBackend> = router.clone();
         let authn = Authenticator::new(&config, tokens.clone(), store.clone(), ca.chain())
             .map_err(anyhow::Error::msg)
             .context("preparing route authentication")?;
@@ -101,6 +101,7 @@ impl Gateway {
             state,
             tokens,
             store,
+            router,
         })
     }
 
@@ -122,6 +123,11 @@ impl Gateway {
         };
         let mut addrs = Bound::default();
         let mut tasks = Vec::new();
+
+        // Chains the configuration did not give are read now (five seconds at most), then on
+        // first use and in the background while unknown.
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.router.fetch_chains()).await;
+        let refresh = self.router.spawn_chain_refresh(Duration::from_secs(30));
 
         if let Some(addr) = cfg.listen.https {
             let key = crate::ca::read_pem(&cfg.data_dir.join("tls.key"))?;
@@ -187,6 +193,7 @@ impl Gateway {
             let _ = t.await;
         }
         sweeper.abort();
+        refresh.abort();
         Ok(())
     }
 }

@@ -389,13 +389,16 @@ pub fn issuer_of(cert_pem: &Path) -> String {
 /// What a fake CA answers to one request: status, content type, body.
 pub type Answer = (u16, &'static str, Vec<u8>);
 
+/// The requests a fake CA saw: (method, path, body).
+pub type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, String, Vec<u8>)>>>;
+
 /// A scripted HTTP/1.1 server on loopback (one thread, `Connection: close`), standing in for
 /// a CA API. `None` from the handler means: read the request, then never answer.
 pub struct FakeServer {
     /// Its port.
     pub port: u16,
     /// Requests seen: (method, path, body).
-    pub seen: std::sync::Arc<std::sync::Mutex<Vec<(String, String, Vec<u8>)>>>,
+    pub seen: Seen,
 }
 
 impl FakeServer {
