@@ -2,8 +2,7 @@
 //! the whole machine's busy share, read from /proc (Linux only; elsewhere all zero).
 //!
 //! The server runtime's threads are named `eg-server`, the load clients' `eg-client`, and
-//! sqlx names its SQLite worker threads `sqlx-sqlite-worker-N` (one per pooled connection,
-//! running every statement). A thread that exits inside a window is not counted.
+//! the store runs every statement on its own thread, `eg-store`. A thread that exits inside a window is not counted.
 
 use std::collections::HashMap;
 
@@ -73,7 +72,7 @@ impl Snapshot {
 fn group(comm: &str) -> usize {
     if comm.starts_with("eg-server") {
         0
-    } else if comm.starts_with("sqlx-sqlite") {
+    } else if comm.starts_with("eg-store") {
         1
     } else if comm.starts_with("eg-client") {
         2

@@ -11,7 +11,7 @@
 //! - the crypto bound: (CSR verify + certificate sign) pairs per second, one thread per core;
 //! - a TLS + HTTP ceiling: `GET cacerts` at the largest client count (no store, no signing);
 //! - a store ceiling: the registrar's SQLite statements for one enrollment, without the rest;
-//! - CPU per request by thread group (gateway runtime, SQLite workers, load clients), read
+//! - CPU per request by thread group (gateway runtime, store thread, load clients), read
 //!   from /proc, and the registrar's and backend's own latency histograms.
 //!
 //! The gateway and the clients share the machine's cores: the client threads' CPU is

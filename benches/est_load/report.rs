@@ -40,7 +40,7 @@ pub struct Run {
     /// CPU microseconds per request: gateway runtime threads (TLS, HTTP, EST, registrar,
     /// signatures).
     pub server_cpu_us: f64,
-    /// CPU microseconds per request in the SQLite worker threads.
+    /// CPU microseconds per request in the store thread.
     pub sqlite_cpu_us: f64,
     /// CPU microseconds per request in the load clients.
     pub client_cpu_us: f64,
@@ -211,6 +211,6 @@ pub fn write_json(s: &Summary) -> anyhow::Result<PathBuf> {
 /// The legend printed under the table.
 pub const LEGEND: &str = "conn: concurrent kept-alive HTTPS connections. ratio: req/s / crypto bound. \
 busy: share of all cores in use.\nsrv/sql/cli/oth us: CPU microseconds per request in the gateway's \
-runtime threads, the SQLite worker threads,\nthe load clients and other threads. reg us: mean time \
+runtime threads, the store thread,\nthe load clients and other threads. reg us: mean time \
 inside the registrar (authn, policy, store, signature);\nsig us: mean time of the backend's \
 signature call. cacerts rows: TLS + HTTP alone (no store, no signature).";

@@ -22,9 +22,9 @@ pub struct StoreCeiling {
     pub per_sec: f64,
     /// Mean wall time of one enrollment's statements, microseconds.
     pub mean_us: f64,
-    /// CPU of the SQLite worker threads per enrollment, microseconds.
+    /// CPU of the store thread per enrollment, microseconds.
     pub sqlite_cpu_us: f64,
-    /// CPU of the async side (the runtime driving sqlx) per enrollment, microseconds.
+    /// CPU of the async side (the runtime's side of each store call) per enrollment, microseconds.
     pub async_cpu_us: f64,
 }
 

@@ -1,9 +1,10 @@
 //! Everything that must outlive a request: tokens, issued certificates, revocations,
 //! transactions, pending requests and the audit log.
 //!
-//! Callers see only the [`Store`] trait. The SQL is written with `$n` placeholders and
-//! portable types so that the SQLite implementation (the embedded default) and a PostgreSQL
-//! one can share it; no node keeps state of its own.
+//! Callers see only the [`Store`] trait, whose calls are each one short statement or
+//! read-modify-write on one row with portable types, so that a PostgreSQL implementation can
+//! follow the SQLite one (the embedded default) without touching callers; no node keeps
+//! state of its own.
 
 mod sqlite;
 
@@ -16,10 +17,7 @@ use async_trait::async_trait;
 pub enum StoreError {
     /// The database failed.
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    /// A migration failed.
-    #[error("migration: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Database(#[from] rusqlite::Error),
     /// A stored value could not be decoded.
     #[error("corrupt record: {0}")]
     Corrupt(String),

@@ -1,14 +1,20 @@
-//! The embedded default store: one SQLite file in WAL mode.
+//! The embedded default store: one SQLite file in WAL mode, driven by one thread.
+//!
+//! Every call becomes a job on a queue served by a dedicated thread (`eg-store`) that owns
+//! the connection. The thread takes whatever jobs are waiting (up to [`BATCH`]) and runs
+//! them in one write transaction, each inside its own savepoint: a job that fails is rolled
+//! back alone, and no caller hears back before the transaction holding its writes has
+//! committed (group commit). Under load many requests share one commit and one wake-up of
+//! the thread, where a connection pool pays a thread hand-off per statement and SQLite
+//! lets only one writer in at a time anyway. Other processes on the same file (the CLI
+//! deciding a held request) wait on SQLite's busy timeout.
 
-use std::path::Path;
-use std::str::FromStr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Row;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{
     AuditRecord, CertificateRecord, PendingRecord, Store, StoreError, StoreResult, TokenRecord,
@@ -18,76 +24,187 @@ use super::{
 /// The schema; each statement is idempotent so that every start may run it.
 const SCHEMA: &str = include_str!("schema.sql");
 
+/// The most jobs one transaction carries.
+const BATCH: usize = 128;
+
+/// Jobs waiting beyond this make callers wait for room (back-pressure, bounded memory).
+const QUEUE: usize = 4096;
+
+/// How long SQLite waits for another process's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A queued call: runs on the store thread inside the batch's transaction and returns
+/// whether it succeeded, plus the hand-back to run once the batch's fate is known.
+type Job = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
+
+/// Delivers a job's result; told whether the transaction committed (or why not).
+type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+
 /// SQLite-backed [`Store`].
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    jobs: mpsc::Sender<Job>,
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database file and applies the schema.
+    /// Opens (creating if needed) the database file, applies the schema and starts the
+    /// store thread. The thread ends when the last handle is dropped.
     pub async fn open(path: &Path) -> StoreResult<Self> {
-        let options = SqliteConnectOptions::from_str("sqlite://")?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
-            .await?;
-        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
-        Ok(Self { pool })
+        let path = path.to_path_buf();
+        let conn = tokio::task::spawn_blocking(move || connect(&path))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("store start: {e}")))??;
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        std::thread::Builder::new()
+            .name("eg-store".into())
+            .spawn(move || serve(conn, queue))
+            .map_err(|e| StoreError::Corrupt(format!("store thread: {e}")))?;
+        Ok(Self { jobs })
+    }
+
+    /// Runs `f` on the store thread and returns its result once its writes are committed.
+    async fn call<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let result = f(conn);
+            let ok = result.is_ok();
+            let reply: Reply = Box::new(move |committed| {
+                let result = match committed {
+                    Ok(()) => result,
+                    Err(e) => Err(StoreError::Corrupt(format!("commit failed: {e}"))),
+                };
+                let _ = tx.send(result);
+            });
+            (ok, reply)
+        });
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Corrupt("store thread stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Corrupt("store thread stopped".into()))?
     }
 }
 
-fn token_row(r: &SqliteRow) -> StoreResult<TokenRecord> {
+fn connect(path: &PathBuf) -> StoreResult<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    conn.execute_batch(SCHEMA)?;
+    Ok(conn)
+}
+
+/// The store thread: batches of jobs, one transaction per batch.
+fn serve(conn: Connection, mut queue: mpsc::Receiver<Job>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(BATCH);
+    while let Some(first) = queue.blocking_recv() {
+        batch.push(first);
+        while batch.len() < BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        run_batch(&conn, &mut batch);
+    }
+}
+
+fn run_batch(conn: &Connection, batch: &mut Vec<Job>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let why = e.to_string();
+        tracing::warn!(error = %why, "store: cannot begin a transaction");
+        for job in batch.drain(..) {
+            // Run nothing; tell every caller the batch failed.
+            drop(job);
+        }
+        return;
+    }
+    let mut replies = Vec::with_capacity(batch.len());
+    for job in batch.drain(..) {
+        let saved = conn.execute_batch("SAVEPOINT job").is_ok();
+        let (ok, reply) = job(conn);
+        if saved {
+            if !ok {
+                let _ = conn.execute_batch("ROLLBACK TO job");
+            }
+            let _ = conn.execute_batch("RELEASE job");
+        }
+        replies.push(reply);
+    }
+    let committed = conn.execute_batch("COMMIT").map_err(|e| {
+        let _ = conn.execute_batch("ROLLBACK");
+        tracing::warn!(error = %e, "store: commit failed");
+        e.to_string()
+    });
+    for reply in replies {
+        reply(committed.clone());
+    }
+}
+
+fn token_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
     Ok(TokenRecord {
-        id: r.try_get("id")?,
-        secret_hash: r.try_get("secret_hash")?,
-        route: r.try_get("route")?,
-        uses_left: r.try_get("uses_left")?,
-        expires_at: r.try_get("expires_at")?,
-        subject_pattern: r.try_get("subject_pattern")?,
+        id: r.get("id")?,
+        secret_hash: r.get("secret_hash")?,
+        route: r.get("route")?,
+        uses_left: r.get("uses_left")?,
+        expires_at: r.get("expires_at")?,
+        subject_pattern: r.get("subject_pattern")?,
     })
 }
 
-fn cert_row(r: &SqliteRow) -> StoreResult<CertificateRecord> {
-    let revoked_at: Option<i64> = r.try_get("revoked_at")?;
-    let reason: Option<i64> = r.try_get("revocation_reason")?;
+fn cert_row(r: &Row<'_>) -> rusqlite::Result<CertificateRecord> {
+    let revoked_at: Option<i64> = r.get("revoked_at")?;
+    let reason: Option<i64> = r.get("revocation_reason")?;
     Ok(CertificateRecord {
-        serial: r.try_get("serial")?,
-        route: r.try_get("route")?,
-        profile: r.try_get("profile")?,
-        subject: r.try_get("subject")?,
-        not_after: r.try_get("not_after")?,
-        der: r.try_get("der")?,
+        serial: r.get("serial")?,
+        route: r.get("route")?,
+        profile: r.get("profile")?,
+        subject: r.get("subject")?,
+        not_after: r.get("not_after")?,
+        der: r.get("der")?,
         revoked: revoked_at.map(|at| (at, u8::try_from(reason.unwrap_or(0)).unwrap_or(0))),
     })
 }
 
-fn pending_row(r: &SqliteRow) -> StoreResult<PendingRecord> {
+fn pending_row(r: &Row<'_>) -> rusqlite::Result<PendingRecord> {
     Ok(PendingRecord {
-        id: r.try_get("id")?,
-        protocol: r.try_get("protocol")?,
-        route: r.try_get("route")?,
-        subject: r.try_get("subject")?,
-        request: r.try_get("request")?,
-        status: r.try_get("status")?,
-        serial: r.try_get("serial")?,
-        created_at: r.try_get("created_at")?,
+        id: r.get("id")?,
+        protocol: r.get("protocol")?,
+        route: r.get("route")?,
+        subject: r.get("subject")?,
+        request: r.get("request")?,
+        status: r.get("status")?,
+        serial: r.get("serial")?,
+        created_at: r.get("created_at")?,
     })
 }
 
-fn encode_state(state: &TransactionState) -> (&'static str, Option<&str>) {
+fn audit_row(r: &Row<'_>) -> rusqlite::Result<AuditRecord> {
+    Ok(AuditRecord {
+        event: r.get("event")?,
+        protocol: r.get("protocol")?,
+        route: r.get("route")?,
+        profile: r.get("profile")?,
+        requester: r.get("requester")?,
+        subject: r.get("subject")?,
+        serial: r.get("serial")?,
+        detail: r.get("detail")?,
+    })
+}
+
+fn encode_state(state: &TransactionState) -> (&'static str, Option<String>) {
     match state {
         TransactionState::InProgress => ("in_progress", None),
-        TransactionState::Issued(serial) => ("issued", Some(serial)),
-        TransactionState::Pending(id) => ("pending", Some(id)),
-        TransactionState::Rejected(why) => ("rejected", Some(why)),
+        TransactionState::Issued(serial) => ("issued", Some(serial.clone())),
+        TransactionState::Pending(id) => ("pending", Some(id.clone())),
+        TransactionState::Rejected(why) => ("rejected", Some(why.clone())),
     }
 }
 
@@ -102,107 +219,185 @@ fn decode_state(state: &str, detail: Option<String>) -> StoreResult<TransactionS
     })
 }
 
+/// One row or none.
+fn one<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    map: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> StoreResult<Option<T>> {
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_row(params, map)
+        .optional()?)
+}
+
+/// Every row.
+fn all<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> StoreResult<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params, map)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Rows changed by a write.
+fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> StoreResult<usize> {
+    Ok(conn.prepare_cached(sql)?.execute(params)?)
+}
+
+fn read_transaction(
+    conn: &Connection,
+    protocol: &str,
+    id: &str,
+) -> StoreResult<Option<TransactionRecord>> {
+    let row = one(
+        conn,
+        "SELECT fingerprint, state, detail FROM transactions WHERE protocol = ?1 AND id = ?2",
+        params![protocol, id],
+        |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        },
+    )?;
+    let Some((fingerprint, state, detail)) = row else {
+        return Ok(None);
+    };
+    Ok(Some(TransactionRecord {
+        protocol: protocol.to_owned(),
+        id: id.to_owned(),
+        fingerprint,
+        state: decode_state(&state, detail)?,
+    }))
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn insert_token(&self, t: &TokenRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO tokens (id, secret_hash, route, uses_left, expires_at, subject_pattern) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&t.id)
-        .bind(&t.secret_hash)
-        .bind(&t.route)
-        .bind(t.uses_left)
-        .bind(t.expires_at)
-        .bind(&t.subject_pattern)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let t = t.clone();
+        self.call(move |c| {
+            exec(
+                c,
+                "INSERT INTO tokens (id, secret_hash, route, uses_left, expires_at, subject_pattern) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![t.id, t.secret_hash, t.route, t.uses_left, t.expires_at, t.subject_pattern],
+            )
+            .map(drop)
+        })
+        .await
     }
 
     async fn token(&self, id: &str) -> StoreResult<Option<TokenRecord>> {
-        let row = sqlx::query("SELECT * FROM tokens WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(token_row).transpose()
+        let id = id.to_owned();
+        self.call(move |c| one(c, "SELECT * FROM tokens WHERE id = ?1", [id], token_row))
+            .await
     }
 
     async fn token_by_secret_hash(&self, hash: &str) -> StoreResult<Option<TokenRecord>> {
-        let row = sqlx::query("SELECT * FROM tokens WHERE secret_hash = $1")
-            .bind(hash)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(token_row).transpose()
+        let hash = hash.to_owned();
+        self.call(move |c| {
+            one(
+                c,
+                "SELECT * FROM tokens WHERE secret_hash = ?1",
+                [hash],
+                token_row,
+            )
+        })
+        .await
     }
 
     async fn take_token_use(&self, id: &str, now: i64) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE tokens SET uses_left = uses_left - 1 \
-             WHERE id = $1 AND expires_at > $2 AND (uses_left IS NULL OR uses_left > 0)",
-        )
-        .bind(id)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let id = id.to_owned();
+        self.call(move |c| {
+            exec(
+                c,
+                "UPDATE tokens SET uses_left = uses_left - 1 \
+                 WHERE id = ?1 AND expires_at > ?2 AND (uses_left IS NULL OR uses_left > 0)",
+                params![id, now],
+            )
+            .map(|n| n == 1)
+        })
+        .await
     }
 
     async fn return_token_use(&self, id: &str) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE tokens SET uses_left = uses_left + 1 WHERE id = $1 AND uses_left IS NOT NULL",
-        )
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let id = id.to_owned();
+        self.call(move |c| {
+            exec(
+                c,
+                "UPDATE tokens SET uses_left = uses_left + 1 WHERE id = ?1 AND uses_left IS NOT NULL",
+                [id],
+            )
+            .map(drop)
+        })
+        .await
     }
 
-    async fn insert_certificate(&self, c: &CertificateRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO certificates (serial, route, profile, subject, not_after, der) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&c.serial)
-        .bind(&c.route)
-        .bind(&c.profile)
-        .bind(&c.subject)
-        .bind(c.not_after)
-        .bind(&c.der)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+    async fn insert_certificate(&self, cert: &CertificateRecord) -> StoreResult<()> {
+        let cert = cert.clone();
+        self.call(move |c| {
+            exec(
+                c,
+                "INSERT INTO certificates (serial, route, profile, subject, not_after, der) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    cert.serial,
+                    cert.route,
+                    cert.profile,
+                    cert.subject,
+                    cert.not_after,
+                    cert.der
+                ],
+            )
+            .map(drop)
+        })
+        .await
     }
 
     async fn certificate(&self, serial: &str) -> StoreResult<Option<CertificateRecord>> {
-        let row = sqlx::query("SELECT * FROM certificates WHERE serial = $1")
-            .bind(serial)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(cert_row).transpose()
+        let serial = serial.to_owned();
+        self.call(move |c| {
+            one(
+                c,
+                "SELECT * FROM certificates WHERE serial = ?1",
+                [serial],
+                cert_row,
+            )
+        })
+        .await
     }
 
     async fn revoke(&self, serial: &str, at: i64, reason: u8) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE certificates SET revoked_at = $2, revocation_reason = $3 \
-             WHERE serial = $1 AND revoked_at IS NULL",
-        )
-        .bind(serial)
-        .bind(at)
-        .bind(i64::from(reason))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let serial = serial.to_owned();
+        self.call(move |c| {
+            exec(
+                c,
+                "UPDATE certificates SET revoked_at = ?2, revocation_reason = ?3 \
+                 WHERE serial = ?1 AND revoked_at IS NULL",
+                params![serial, at, i64::from(reason)],
+            )
+            .map(|n| n == 1)
+        })
+        .await
     }
 
     async fn revoked_certificates(&self, now: i64) -> StoreResult<Vec<CertificateRecord>> {
-        let rows = sqlx::query(
-            "SELECT * FROM certificates WHERE revoked_at IS NOT NULL AND not_after > $1 ORDER BY serial",
-        )
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(cert_row).collect()
+        self.call(move |c| {
+            all(
+                c,
+                "SELECT * FROM certificates WHERE revoked_at IS NOT NULL AND not_after > ?1 \
+                 ORDER BY serial",
+                [now],
+                cert_row,
+            )
+        })
+        .await
     }
 
     async fn claim_transaction(
@@ -211,23 +406,24 @@ impl Store for SqliteStore {
         id: &str,
         fingerprint: &str,
     ) -> StoreResult<Option<TransactionRecord>> {
-        let inserted = sqlx::query(
-            "INSERT INTO transactions (protocol, id, fingerprint, state) VALUES ($1, $2, $3, 'in_progress') \
-             ON CONFLICT (protocol, id) DO NOTHING",
-        )
-        .bind(protocol)
-        .bind(id)
-        .bind(fingerprint)
-        .execute(&self.pool)
-        .await?;
-        if inserted.rows_affected() == 1 {
-            return Ok(None);
-        }
-        // The conflicting row exists; it can only vanish if a concurrent failure released it.
-        match self.transaction(protocol, id).await? {
-            Some(existing) => Ok(Some(existing)),
-            None => Err(StoreError::Database(sqlx::Error::RowNotFound)),
-        }
+        let (protocol, id, fingerprint) =
+            (protocol.to_owned(), id.to_owned(), fingerprint.to_owned());
+        self.call(move |c| {
+            let inserted = exec(
+                c,
+                "INSERT INTO transactions (protocol, id, fingerprint, state) \
+                 VALUES (?1, ?2, ?3, 'in_progress') ON CONFLICT (protocol, id) DO NOTHING",
+                params![protocol, id, fingerprint],
+            )?;
+            if inserted == 1 {
+                return Ok(None);
+            }
+            // The same thread serves every call, so the conflicting row is still there.
+            read_transaction(c, &protocol, &id)?
+                .map(Some)
+                .ok_or_else(|| StoreError::Corrupt("claimed transaction vanished".into()))
+        })
+        .await
     }
 
     async fn transaction(
@@ -235,21 +431,9 @@ impl Store for SqliteStore {
         protocol: &str,
         id: &str,
     ) -> StoreResult<Option<TransactionRecord>> {
-        let row = sqlx::query("SELECT * FROM transactions WHERE protocol = $1 AND id = $2")
-            .bind(protocol)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let state: String = row.try_get("state")?;
-        Ok(Some(TransactionRecord {
-            protocol: protocol.to_owned(),
-            id: id.to_owned(),
-            fingerprint: row.try_get("fingerprint")?,
-            state: decode_state(&state, row.try_get("detail")?)?,
-        }))
+        let (protocol, id) = (protocol.to_owned(), id.to_owned());
+        self.call(move |c| read_transaction(c, &protocol, &id))
+            .await
     }
 
     async fn set_transaction_state(
@@ -258,28 +442,30 @@ impl Store for SqliteStore {
         id: &str,
         state: &TransactionState,
     ) -> StoreResult<()> {
+        let (protocol, id) = (protocol.to_owned(), id.to_owned());
         let (name, detail) = encode_state(state);
-        sqlx::query(
-            "UPDATE transactions SET state = $3, detail = $4 WHERE protocol = $1 AND id = $2",
-        )
-        .bind(protocol)
-        .bind(id)
-        .bind(name)
-        .bind(detail)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.call(move |c| {
+            exec(
+                c,
+                "UPDATE transactions SET state = ?3, detail = ?4 WHERE protocol = ?1 AND id = ?2",
+                params![protocol, id, name, detail],
+            )
+            .map(drop)
+        })
+        .await
     }
 
     async fn release_transaction(&self, protocol: &str, id: &str) -> StoreResult<()> {
-        sqlx::query(
-            "DELETE FROM transactions WHERE protocol = $1 AND id = $2 AND state = 'in_progress'",
-        )
-        .bind(protocol)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let (protocol, id) = (protocol.to_owned(), id.to_owned());
+        self.call(move |c| {
+            exec(
+                c,
+                "DELETE FROM transactions WHERE protocol = ?1 AND id = ?2 AND state = 'in_progress'",
+                params![protocol, id],
+            )
+            .map(drop)
+        })
+        .await
     }
 
     async fn put_blob(
@@ -289,84 +475,90 @@ impl Store for SqliteStore {
         value: &[u8],
         expires_at: i64,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO blobs (kind, key, value, expires_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
-        )
-        .bind(kind)
-        .bind(key)
-        .bind(value)
-        .bind(expires_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let (kind, key, value) = (kind.to_owned(), key.to_owned(), value.to_vec());
+        self.call(move |c| {
+            exec(
+                c,
+                "INSERT INTO blobs (kind, key, value, expires_at) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value, \
+                 expires_at = excluded.expires_at",
+                params![kind, key, value, expires_at],
+            )
+            .map(drop)
+        })
+        .await
     }
 
     async fn blob(&self, kind: &str, key: &str, now: i64) -> StoreResult<Option<Vec<u8>>> {
-        let row =
-            sqlx::query("SELECT value FROM blobs WHERE kind = $1 AND key = $2 AND expires_at > $3")
-                .bind(kind)
-                .bind(key)
-                .bind(now)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(|r| r.try_get("value")).transpose()?)
+        let (kind, key) = (kind.to_owned(), key.to_owned());
+        self.call(move |c| {
+            one(
+                c,
+                "SELECT value FROM blobs WHERE kind = ?1 AND key = ?2 AND expires_at > ?3",
+                params![kind, key, now],
+                |r| r.get(0),
+            )
+        })
+        .await
     }
 
     async fn blobs_of_kind(&self, kind: &str, now: i64) -> StoreResult<Vec<(String, Vec<u8>)>> {
-        let rows = sqlx::query("SELECT key, value FROM blobs WHERE kind = $1 AND expires_at > $2")
-            .bind(kind)
-            .bind(now)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("key")?, r.try_get("value")?)))
-            .collect()
+        let kind = kind.to_owned();
+        self.call(move |c| {
+            all(
+                c,
+                "SELECT key, value FROM blobs WHERE kind = ?1 AND expires_at > ?2",
+                params![kind, now],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+        })
+        .await
     }
 
     async fn take_blob(&self, kind: &str, key: &str, now: i64) -> StoreResult<bool> {
-        let done =
-            sqlx::query("DELETE FROM blobs WHERE kind = $1 AND key = $2 AND expires_at > $3")
-                .bind(kind)
-                .bind(key)
-                .bind(now)
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected() == 1)
+        let (kind, key) = (kind.to_owned(), key.to_owned());
+        self.call(move |c| {
+            exec(
+                c,
+                "DELETE FROM blobs WHERE kind = ?1 AND key = ?2 AND expires_at > ?3",
+                params![kind, key, now],
+            )
+            .map(|n| n == 1)
+        })
+        .await
     }
 
     async fn insert_pending(&self, p: &PendingRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO pending (id, protocol, route, subject, request, status, serial, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&p.id)
-        .bind(&p.protocol)
-        .bind(&p.route)
-        .bind(&p.subject)
-        .bind(&p.request)
-        .bind(&p.status)
-        .bind(&p.serial)
-        .bind(p.created_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let p = p.clone();
+        self.call(move |c| {
+            exec(
+                c,
+                "INSERT INTO pending (id, protocol, route, subject, request, status, serial, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![p.id, p.protocol, p.route, p.subject, p.request, p.status, p.serial, p.created_at],
+            )
+            .map(drop)
+        })
+        .await
     }
 
     async fn pending(&self, id: &str) -> StoreResult<Option<PendingRecord>> {
-        let row = sqlx::query("SELECT * FROM pending WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(pending_row).transpose()
+        let id = id.to_owned();
+        self.call(move |c| one(c, "SELECT * FROM pending WHERE id = ?1", [id], pending_row))
+            .await
     }
 
     async fn pending_with_status(&self, status: &str) -> StoreResult<Vec<PendingRecord>> {
-        let rows = sqlx::query("SELECT * FROM pending WHERE status = $1 ORDER BY created_at")
-            .bind(status)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(pending_row).collect()
+        let status = status.to_owned();
+        self.call(move |c| {
+            all(
+                c,
+                "SELECT * FROM pending WHERE status = ?1 ORDER BY created_at",
+                [status],
+                pending_row,
+            )
+        })
+        .await
     }
 
     async fn update_pending(
@@ -376,72 +568,65 @@ impl Store for SqliteStore {
         to: &str,
         serial: Option<&str>,
     ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE pending SET status = $3, serial = COALESCE($4, serial) WHERE id = $1 AND status = $2",
-        )
-        .bind(id)
-        .bind(from)
-        .bind(to)
-        .bind(serial)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let (id, from, to) = (id.to_owned(), from.to_owned(), to.to_owned());
+        let serial = serial.map(str::to_owned);
+        self.call(move |c| {
+            exec(
+                c,
+                "UPDATE pending SET status = ?3, serial = COALESCE(?4, serial) \
+                 WHERE id = ?1 AND status = ?2",
+                params![id, from, to, serial],
+            )
+            .map(|n| n == 1)
+        })
+        .await
     }
 
     async fn audit(&self, a: &AuditRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO audit (at, event, protocol, route, profile, requester, subject, serial, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(crate::clock::now())
-        .bind(&a.event)
-        .bind(&a.protocol)
-        .bind(&a.route)
-        .bind(&a.profile)
-        .bind(&a.requester)
-        .bind(&a.subject)
-        .bind(&a.serial)
-        .bind(&a.detail)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let a = a.clone();
+        let at = crate::clock::now();
+        self.call(move |c| {
+            exec(
+                c,
+                "INSERT INTO audit (at, event, protocol, route, profile, requester, subject, serial, detail) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![at, a.event, a.protocol, a.route, a.profile, a.requester, a.subject, a.serial, a.detail],
+            )
+            .map(drop)
+        })
+        .await
     }
 
     async fn recent_audit(&self, limit: i64) -> StoreResult<Vec<AuditRecord>> {
-        let rows = sqlx::query("SELECT * FROM audit ORDER BY seq DESC LIMIT $1")
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditRecord {
-                    event: r.try_get("event")?,
-                    protocol: r.try_get("protocol")?,
-                    route: r.try_get("route")?,
-                    profile: r.try_get("profile")?,
-                    requester: r.try_get("requester")?,
-                    subject: r.try_get("subject")?,
-                    serial: r.try_get("serial")?,
-                    detail: r.try_get("detail")?,
-                })
-            })
-            .collect()
+        self.call(move |c| {
+            all(
+                c,
+                "SELECT * FROM audit ORDER BY seq DESC LIMIT ?1",
+                [limit],
+                audit_row,
+            )
+        })
+        .await
     }
 
     async fn next_counter(&self, name: &str) -> StoreResult<i64> {
-        let row = sqlx::query(
-            "INSERT INTO counters (name, value) VALUES ($1, 1) \
-             ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value",
-        )
-        .bind(name)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get("value")?)
+        let name = name.to_owned();
+        self.call(move |c| {
+            one(
+                c,
+                "INSERT INTO counters (name, value) VALUES (?1, 1) \
+                 ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value",
+                [name],
+                |r| r.get(0),
+            )?
+            .ok_or_else(|| StoreError::Corrupt("counter upsert returned nothing".into()))
+        })
+        .await
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        self.call(|c| one(c, "SELECT 1", [], |r| r.get::<_, i64>(0)).map(drop))
+            .await
     }
 }
 
