@@ -15,6 +15,8 @@
 #![expect(clippy::unwrap_used, reason = "a test fails by panicking")]
 
 mod common;
+#[path = "common/coaps.rs"]
+mod kit;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -22,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use common::{Gateway, openssl, path_str, require_tool, run_unchecked, verify_cert};
 
@@ -602,4 +605,140 @@ fn cmp_ir_and_cert_conf_from_openssl_cmp_over_coaps() {
         gw_log.contains("protocol=\"cmp-coaps\""),
         "audit line names CMP over CoAP"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server-side key generation and pending requests
+// ---------------------------------------------------------------------------------------------
+
+/// The (content format, bytes) pairs of an application/multipart-core body (RFC 8710): a
+/// CBOR array of unsigned integers and byte strings, decoded here independently.
+fn multipart_core(body: &[u8]) -> Vec<(u64, Vec<u8>)> {
+    fn head(b: &[u8], at: &mut usize) -> (u8, u64) {
+        let first = b[*at];
+        *at += 1;
+        let extra = match first & 0x1f {
+            n @ 0..=23 => return (first >> 5, u64::from(n)),
+            24 => 1,
+            25 => 2,
+            26 => 4,
+            n => panic!("unexpected CBOR length form {n}"),
+        };
+        let v = b[*at..*at + extra]
+            .iter()
+            .fold(0u64, |a, x| a << 8 | u64::from(*x));
+        *at += extra;
+        (first >> 5, v)
+    }
+    let mut at = 0;
+    let (major, count) = head(body, &mut at);
+    assert_eq!(major, 4, "a CBOR array");
+    let mut parts = Vec::new();
+    for _ in 0..count / 2 {
+        let (m, format) = head(body, &mut at);
+        let (b, len) = head(body, &mut at);
+        assert_eq!((m, b), (0, 2), "content format, then a byte string");
+        let len = usize::try_from(len).unwrap();
+        parts.push((format, body[at..at + len].to_vec()));
+        at += len;
+    }
+    assert_eq!(at, body.len(), "nothing after the array");
+    parts
+}
+
+#[test]
+fn skg_returns_a_generated_key_and_its_certificate_as_multipart_core() {
+    let gw = Gateway::start("");
+    let (id, secret) = gw.token(&[]);
+    let (_, csr) = key_and_csr(&gw, "template", "/CN=skg-device");
+    let run = coap_client(
+        &gw,
+        &[
+            "-m",
+            "post",
+            "-t",
+            "286",
+            "-b",
+            "256",
+            "-f",
+            path_str(&csr),
+            "-u",
+            &id,
+            "-k",
+            &secret,
+        ],
+        "/.well-known/est/skg",
+    );
+    let parts = multipart_core(run.expect_body("skg"));
+    let formats: Vec<u64> = parts.iter().map(|(f, _)| *f).collect();
+    assert_eq!(formats, [284, 281], "PKCS#8 key, then certs-only PKCS#7");
+    let key = gw.path("skg.key.der");
+    std::fs::write(&key, &parts[0].1).unwrap();
+    let cert = pkcs7_der_to_pem(&gw, "skg", &parts[1].1);
+    verify_cert(&gw, &cert);
+    assert_eq!(common::cert_subject(&cert), "CN=skg-device");
+    let key_pub = openssl(&["pkey", "-inform", "DER", "-in", path_str(&key), "-pubout"]);
+    assert_eq!(
+        common::cert_pubkey(&cert),
+        key_pub,
+        "the key is the certificate's"
+    );
+}
+
+#[test]
+fn a_held_request_gets_5_03_with_max_age_until_approved_then_the_resend_gets_the_cert() {
+    let gw =
+        Gateway::start("[[routes]]\nlabel = \"\"\nprofile = \"device\"\nmanual_approval = true\n");
+    let (id, secret) = gw.token(&[]);
+    let (_, csr) = key_and_csr(&gw, "held", "/CN=held-coaps");
+    let csr_der = std::fs::read(&csr).unwrap();
+    let ctx = kit::context(
+        Some(&gw.root_pem()),
+        &kit::Auth::Psk {
+            id: &id,
+            secret: &secret,
+        },
+    );
+    let addr = gw.coaps_addr.parse().unwrap();
+    let sen = |what: &str| {
+        let mut c = kit::Client::connect(addr, &ctx, Duration::from_secs(10)).unwrap();
+        let options = [(kit::opt::CONTENT_FORMAT, kit::uint(286))];
+        let reply = c
+            .request(kit::POST, "/.well-known/est/sen", &options, &csr_der, 6)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        c.close();
+        reply
+    };
+
+    // Held: 5.03 Service Unavailable with Max-Age saying when to retry (RFC 9148 5.7).
+    let reply = sen("first");
+    assert_eq!(reply.code_str(), "5.03");
+    assert!(
+        reply.uint(kit::opt::MAX_AGE).is_some_and(|s| s > 0),
+        "{reply:?}"
+    );
+    let list = gw.run(&["request", "list"]);
+    let held: Vec<&str> = list
+        .lines()
+        .filter(|l| l.contains("CN=held-coaps"))
+        .collect();
+    assert_eq!(held.len(), 1, "{list}");
+
+    // A resend while held: 5.03 again, still one entry.
+    assert_eq!(sen("resend while held").code_str(), "5.03");
+    let list = gw.run(&["request", "list"]);
+    assert_eq!(
+        list.lines().filter(|l| l.contains("CN=held-coaps")).count(),
+        1
+    );
+
+    // Approved: the same resend gets the certificate, though the one-use token is spent.
+    let request_id = held[0].split_whitespace().next().unwrap().to_owned();
+    let approved = gw.run(&["request", "approve", &request_id]);
+    assert!(approved.contains("issued"), "{approved}");
+    let reply = sen("resend after approval");
+    assert_eq!(reply.code_str(), "2.01");
+    let cert = pkcs7_der_to_pem(&gw, "held", &reply.payload);
+    verify_cert(&gw, &cert);
+    assert_eq!(common::cert_subject(&cert), "CN=held-coaps");
 }

@@ -85,7 +85,7 @@ pub async fn handle(
 
 /// Whether a request on this route may be answered 202 (held for an operator, or by a
 /// backend that can ask for approval). Only then does EST need a transaction key.
-fn may_be_held(config: &crate::config::Config, label: &str) -> bool {
+pub(crate) fn may_be_held(config: &crate::config::Config, label: &str) -> bool {
     config
         .route(label)
         .is_some_and(|r| r.manual_approval || r.backends.iter().any(|b| b != "builtin"))
@@ -95,7 +95,7 @@ fn may_be_held(config: &crate::config::Config, label: &str) -> bool {
 /// 4.2.3). The key that lets the registrar recognise the resend is made of what the resend
 /// repeats exactly: the operation, who asks (the token id or the client certificate) and the
 /// CSR's bytes. A different CSR or another requester is a new transaction.
-fn resend_key(request: &enrollgate_model::IssuanceRequest) -> String {
+pub(crate) fn resend_key(request: &enrollgate_model::IssuanceRequest) -> String {
     use enrollgate_model::{Credential, KeySource};
     let who = match &request.requester.credential {
         Credential::Token { id, .. } | Credential::TokenProven { id } => format!("token:{id}"),

@@ -67,7 +67,12 @@ async fn est_request(
             refused(state, "est-coaps", code_kind(&r), r)
         }
         EstCoapsDecision::Respond(r) => r,
-        EstCoapsDecision::Issue(issuance) => {
+        EstCoapsDecision::Issue(mut issuance) => {
+            // EST has no transaction id: a resend after 5.03 is recognised as EST over
+            // HTTPS recognises one after 202 (RFC 9148 5.7, RFC 7030 4.2.3).
+            if crate::server::est::may_be_held(&state.config, &path.label) {
+                issuance.transaction_id = Some(crate::server::est::resend_key(&issuance));
+            }
             let outcome = state.registrar.issue(issuance).await;
             est::est_outcome(path.operation, request.accept, &outcome)
         }
