@@ -71,16 +71,7 @@ fn wait_for(gw: &Gateway, what: &str, done: impl Fn(&Metrics) -> bool) -> Metric
 
 /// The gateway's log without terminal colour sequences.
 fn plain_log(gw: &Gateway) -> String {
-    let log = gw.log();
-    let mut out = String::with_capacity(log.len());
-    let mut rest = log.as_str();
-    while let Some(at) = rest.find('\x1b') {
-        out.push_str(&rest[..at]);
-        let tail = &rest[at..];
-        rest = tail.find('m').map_or("", |m| &tail[m + 1..]);
-    }
-    out.push_str(rest);
-    out
+    kit::strip_ansi(&gw.log())
 }
 
 /// A plain UDP socket on `local`, connected to the gateway.

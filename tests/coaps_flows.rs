@@ -67,6 +67,38 @@ fn coap_client(gw: &Gateway, args: &[&str], path: &str) -> CoapRun {
     }
 }
 
+/// POSTs a DER CSR file (content format 286) to `path`, with a client certificate and key
+/// when given, and any further `coap-client` arguments.
+fn post_csr(
+    gw: &Gateway,
+    path: &str,
+    csr: &Path,
+    cert_key: Option<(&Path, &Path)>,
+    extra: &[&str],
+) -> CoapRun {
+    let mut args = vec!["-m", "post", "-t", "286", "-f", path_str(csr)];
+    if let Some((cert, key)) = cert_key {
+        args.extend(["-c", path_str(cert), "-j", path_str(key)]);
+    }
+    args.extend_from_slice(extra);
+    coap_client(gw, &args, path)
+}
+
+/// A new P-256 key (PEM) in the work directory.
+fn new_key(gw: &Gateway, name: &str) -> PathBuf {
+    let key = gw.path(&format!("{name}.key"));
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        path_str(&key),
+    ]);
+    key
+}
+
 /// A device-identity CA (P-256) and a device certificate it issued, made with openssl in
 /// `dir`: the route trusts the CA, the device holds the certificate.
 struct DevicePki {
@@ -177,16 +209,7 @@ fn pkcs7_der_to_pem(gw: &Gateway, name: &str, der: &[u8]) -> PathBuf {
 
 /// The gateway's log without terminal colour sequences.
 fn plain_log(gw: &Gateway) -> String {
-    let log = gw.log();
-    let mut out = String::with_capacity(log.len());
-    let mut rest = log.as_str();
-    while let Some(at) = rest.find('\x1b') {
-        out.push_str(&rest[..at]);
-        let tail = &rest[at..];
-        rest = tail.find('m').map_or("", |m| &tail[m + 1..]);
-    }
-    out.push_str(rest);
-    out
+    kit::strip_ansi(&gw.log())
 }
 
 fn issued_count(gw: &Gateway, operation: &str) -> f64 {
@@ -270,24 +293,8 @@ fn sen_with_a_device_certificate_then_sren_with_the_issued_one() {
         std::fs::metadata(&csr).unwrap().len() > 128,
         "CSR spans blocks"
     );
-    let run = coap_client(
-        &gw,
-        &[
-            "-m",
-            "post",
-            "-c",
-            path_str(&pki.cert),
-            "-j",
-            path_str(&pki.key),
-            "-t",
-            "286",
-            "-b",
-            "64",
-            "-f",
-            path_str(&csr),
-        ],
-        "/.well-known/est/sen",
-    );
+    let device = Some((pki.cert.as_path(), pki.key.as_path()));
+    let run = post_csr(&gw, "/.well-known/est/sen", &csr, device, &["-b", "64"]);
     let issued = pkcs7_der_to_pem(&gw, "sen", run.expect_body("sen"));
     verify_cert(&gw, &issued);
     assert_eq!(common::cert_subject(&issued), "CN=coaps-device-1");
@@ -312,25 +319,13 @@ fn sen_with_a_device_certificate_then_sren_with_the_issued_one() {
         "-out",
         path_str(&recsr),
     ]);
-    let run = coap_client(
+    let own = Some((issued.as_path(), key.as_path()));
+    let run = post_csr(
         &gw,
-        &[
-            "-m",
-            "post",
-            "-c",
-            path_str(&issued),
-            "-j",
-            path_str(&key),
-            "-t",
-            "286",
-            "-A",
-            "287",
-            "-b",
-            "64",
-            "-f",
-            path_str(&recsr),
-        ],
         "/.well-known/est/sren",
+        &recsr,
+        own,
+        &["-A", "287", "-b", "64"],
     );
     let der = gw.path("sren.der");
     std::fs::write(&der, run.expect_body("sren")).unwrap();
@@ -368,31 +363,13 @@ fn sen_without_credentials_and_sren_with_a_foreign_certificate_are_refused() {
     let gw = Gateway::start("");
     let (_, csr) = key_and_csr(&gw, "anon", "/CN=anon");
 
-    let run = coap_client(
-        &gw,
-        &["-m", "post", "-t", "286", "-f", path_str(&csr)],
-        "/.well-known/est/sen",
-    );
+    let run = post_csr(&gw, "/.well-known/est/sen", &csr, None, &[]);
     assert!(run.body.is_none(), "{run:?}");
     assert!(run.stderr.contains("4.01"), "{run:?}");
 
     // The device CA is not trusted on this gateway's route: no re-enrollment with it.
-    let run = coap_client(
-        &gw,
-        &[
-            "-m",
-            "post",
-            "-c",
-            path_str(&pki.cert),
-            "-j",
-            path_str(&pki.key),
-            "-t",
-            "286",
-            "-f",
-            path_str(&csr),
-        ],
-        "/.well-known/est/sren",
-    );
+    let device = Some((pki.cert.as_path(), pki.key.as_path()));
+    let run = post_csr(&gw, "/.well-known/est/sren", &csr, device, &[]);
     assert!(run.body.is_none(), "{run:?}");
     assert!(run.stderr.contains("4.01"), "{run:?}");
     assert_eq!(
@@ -470,6 +447,8 @@ fn sen_over_a_psk_session_spends_the_token() {
 /// gateway with `coap-client-openssl` and returns the reply.
 struct Forwarder {
     port: u16,
+    /// The HTTP path `openssl cmp` is told to use (the CoAP path without its leading `/`).
+    path: String,
     carried: Arc<AtomicUsize>,
 }
 
@@ -488,7 +467,12 @@ impl Forwarder {
                 forward_one(conn, &uri, &dir, n);
             }
         });
-        Self { port, carried }
+        let path = coaps_path.trim_start_matches('/').to_owned();
+        Self {
+            port,
+            path,
+            carried,
+        }
     }
 }
 
@@ -554,36 +538,44 @@ fn read_http_body(conn: &TcpStream) -> Option<Vec<u8>> {
     Some(body)
 }
 
+/// `openssl cmp -cmd ir` through the forwarder, MAC-protected with `token`.
+fn cmp_ir(
+    gw: &Gateway,
+    fwd: &Forwarder,
+    token: &(String, String),
+    key: &Path,
+    subject: &str,
+    cert: &Path,
+) -> Command {
+    let mut cmd = Command::new("openssl");
+    cmd.args(["cmp", "-cmd", "ir", "-server"])
+        .arg(format!("127.0.0.1:{}", fwd.port))
+        .args(["-path", &fwd.path, "-msg_timeout", "60"])
+        .args(["-ref", &token.0, "-secret", &format!("pass:{}", token.1)])
+        .args(["-newkey", path_str(key), "-subject", subject])
+        .args(["-certout", path_str(cert), "-trusted"])
+        .arg(gw.root_pem())
+        .arg("-untrusted")
+        .arg(gw.issuing_pem());
+    cmd
+}
+
 #[test]
 fn cmp_ir_and_cert_conf_from_openssl_cmp_over_coaps() {
     require_tool("openssl");
     let gw = Gateway::start("");
     let token = gw.token(&[]);
     let fwd = Forwarder::start(&gw, "/.well-known/cmp");
-    let p = |n: &str| gw.path(n);
-    let key = p("cmp.key");
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "EC",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-out",
-        path_str(&key),
-    ]);
-    let cert = p("cmp.pem");
-    let out = common::run(
-        Command::new("openssl")
-            .args(["cmp", "-cmd", "ir", "-server"])
-            .arg(format!("127.0.0.1:{}", fwd.port))
-            .args(["-path", ".well-known/cmp", "-msg_timeout", "60"])
-            .args(["-ref", &token.0, "-secret", &format!("pass:{}", token.1)])
-            .args(["-newkey", path_str(&key), "-subject", "/CN=cmp-over-coap"])
-            .args(["-certout", path_str(&cert), "-trusted"])
-            .arg(gw.root_pem())
-            .arg("-untrusted")
-            .arg(gw.issuing_pem()),
-    );
+    let key = new_key(&gw, "cmp");
+    let cert = gw.path("cmp.pem");
+    let out = common::run(&mut cmp_ir(
+        &gw,
+        &fwd,
+        &token,
+        &key,
+        "/CN=cmp-over-coap",
+        &cert,
+    ));
     let log = String::from_utf8_lossy(&out.stderr);
     verify_cert(&gw, &cert);
     assert_eq!(common::cert_subject(&cert), "CN=cmp-over-coap");
@@ -605,6 +597,76 @@ fn cmp_ir_and_cert_conf_from_openssl_cmp_over_coaps() {
         gw_log.contains("protocol=\"cmp-coaps\""),
         "audit line names CMP over CoAP"
     );
+}
+
+#[test]
+fn cmp_polling_over_coaps_until_the_operator_approves() {
+    let gw = Gateway::start(
+        "[[routes]]\nlabel = \"\"\nprofile = \"device\"\n\n\
+         [[routes]]\nlabel = \"manual\"\nprofile = \"device\"\nmanual_approval = true\n",
+    );
+    let token = gw.token(&["--uses", "0", "--route", "manual"]);
+    let fwd = Forwarder::start(&gw, "/.well-known/cmp/p/manual");
+    let key = new_key(&gw, "poll");
+    let cert = gw.path("poll.pem");
+    let log_path = gw.path("poll.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut client = cmp_ir(&gw, &fwd, &token, &key, "/CN=polled-over-coap", &cert)
+        .args(["-total_timeout", "120"])
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let client_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+
+    // ir was answered "waiting"; the client polls over CoAP while the request is held.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while fwd.carried.load(Ordering::SeqCst) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no pollReq: {}",
+            client_log()
+        );
+        assert!(
+            client.try_wait().unwrap().is_none(),
+            "gave up: {}",
+            client_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let list = gw.run(&["request", "list"]);
+    let id = list
+        .lines()
+        .find(|l| l.contains("CN=polled-over-coap"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no held request: {list}"))
+        .to_owned();
+    let approved = gw.run(&["request", "approve", &id]);
+    assert!(approved.contains("issued"), "{approved}");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(status) = client.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = client.kill();
+            panic!("openssl cmp did not finish: {}", client_log());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{}", client_log());
+    verify_cert(&gw, &cert);
+    assert_eq!(common::cert_subject(&cert), "CN=polled-over-coap");
+
+    // ir, at least one pollReq, certConf: every one over CoAP.
+    assert!(fwd.carried.load(Ordering::SeqCst) >= 3, "{}", client_log());
+    let carried = plain_log(&gw)
+        .lines()
+        .filter(|l| l.contains("coaps request") && l.contains("path=/.well-known/cmp/p/manual"))
+        .count();
+    assert_eq!(carried, fwd.carried.load(Ordering::SeqCst));
 }
 
 // ---------------------------------------------------------------------------------------------

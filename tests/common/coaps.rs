@@ -546,3 +546,17 @@ fn rand2() -> [u8; 2] {
     openssl::rand::rand_bytes(&mut b).expect("random bytes");
     b
 }
+
+/// `text` without ANSI colour sequences (`ESC [ ... m`), as the gateway's log has them when
+/// its terminal detection says so.
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('\x1b') {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        rest = tail.find('m').map_or("", |m| &tail[m + 1..]);
+    }
+    out.push_str(rest);
+    out
+}
