@@ -211,6 +211,9 @@ pub struct EjbcaSettings {
     /// Ask EJBCA to add the chain to the answer.
     #[serde(default = "yes")]
     pub include_chain: bool,
+    /// Seconds a request held for approval asks the client to wait.
+    #[serde(default = "default_retry_after")]
+    pub retry_after_secs: u32,
 }
 
 fn default_username() -> String {
@@ -239,6 +242,13 @@ pub struct DigicertSettings {
     /// Seconds a pending order asks the client to wait.
     #[serde(default = "default_retry_after")]
     pub retry_after_secs: u32,
+    /// Ask DigiCert to skip its approval step (`skip_approval`); when false, orders wait for
+    /// an approver and are answered pending.
+    #[serde(default)]
+    pub skip_approval: bool,
+    /// Intermediate to issue from (`ca_cert_id`), when the account has several.
+    #[serde(default)]
+    pub ca_cert_id: Option<String>,
 }
 
 fn one() -> u32 {

@@ -203,6 +203,8 @@ impl CaBackend for Router {
         let cert =
             Certificate::from_der(certificate).map_err(|e| BackendError::Invalid(e.to_string()))?;
         for backend in self.backends.values() {
+            // Admin verbs open the gateway without reading chains: read this one now.
+            backend.ensure_chain().await;
             let chain = backend.ca_chain();
             let Some(issuer) = chain.first().and_then(|c| verify::decode(c).ok()) else {
                 continue;
