@@ -1,7 +1,8 @@
 //! ACME load: throughput of complete orders (newOrder to certificate download) against a
 //! gateway running in this process, on a route whose challenges always pass
-//! (`validation = "always-pass"`), so that what is measured is the ACME server, the store and
-//! the registrar, not a network validation.
+//! (`validation = "always-pass"`, which the configuration accepts only beside
+//! `[acme] insecure_benchmark_validation = true`), so that what is measured is the ACME
+//! server, the store and the registrar, not a network validation.
 //!
 //! Each worker owns one account (instant-acme) and runs orders back to back: newOrder,
 //! authorization, challenge, ready, finalize with a pre-made CSR, certificate download.
@@ -112,11 +113,16 @@ async fn one_order(account: &Account, name: &str, csr: &[u8]) -> anyhow::Result<
 
 /// Starts the gateway; returns the bench route's directory URL, the root CA file and the
 /// sender that stops it when dropped.
-async fn start_gateway(dir: &Path) -> anyhow::Result<(String, std::path::PathBuf, watch::Sender<bool>)> {
+async fn start_gateway(
+    dir: &Path,
+) -> anyhow::Result<(String, std::path::PathBuf, watch::Sender<bool>)> {
     let data = dir.join("data");
     let text = format!(
-        "data_dir = \"{}\"\n[listen]\nhttps = \"127.0.0.1:0\"\n\
+        "data_dir = \"{}\"\n\
+         [listen]\nhttps = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\n\
+         admin = \"127.0.0.1:0\"\ncoaps = \"127.0.0.1:0\"\n\
          [log]\nlevel = \"warn\"\n\
+         [acme]\ninsecure_benchmark_validation = true\n\
          [acme.rate_limits]\norders_per_account = 1000000\n\
          [[routes]]\nlabel = \"\"\nprofile = \"device\"\n\
          [[routes]]\nlabel = \"bench\"\nprofile = \"device\"\nauth = [\"anonymous\"]\n\
@@ -141,7 +147,17 @@ async fn start_gateway(dir: &Path) -> anyhow::Result<(String, std::path::PathBuf
 /// One P-256 key and `n` CSRs for distinct names, made with openssl before timing starts.
 fn make_csrs(dir: &Path, n: usize) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     let key = dir.join("bench.key");
-    openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out"], &key)?;
+    openssl(
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+        ],
+        &key,
+    )?;
     (0..n)
         .map(|i| {
             let name = format!("load{i}.bench.test");

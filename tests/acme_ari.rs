@@ -25,6 +25,9 @@ label = "bench"
 profile = "device"
 auth = ["anonymous"]
 
+[acme]
+insecure_benchmark_validation = true
+
 [[acme.routes]]
 label = "bench"
 validation = "always-pass"

@@ -30,6 +30,9 @@ label = "eab"
 profile = "device"
 auth = ["token"]
 
+[acme]
+insecure_benchmark_validation = true
+
 [[acme.routes]]
 label = "bench"
 validation = "always-pass"

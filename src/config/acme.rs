@@ -45,6 +45,10 @@ pub struct Acme {
     pub authz_lifetime_secs: i64,
     /// Rate limits.
     pub rate_limits: AcmeRateLimits,
+    /// Lets routes use `validation = "always-pass"`, which issues for any name without a
+    /// challenge check. For load benchmarks on a throw-away gateway only, never in production;
+    /// without it a configuration naming such a route is refused at start.
+    pub insecure_benchmark_validation: bool,
     /// Per-route settings; routes not listed use the defaults.
     pub routes: Vec<AcmeRoute>,
 }
@@ -68,7 +72,8 @@ pub enum AcmeValidation {
     /// Real http-01, dns-01 and tls-alpn-01 checks over the network.
     #[default]
     Network,
-    /// Every challenge passes without a check. Benchmarks only; refused on the default route.
+    /// Every challenge passes without a check. Benchmarks only: needs
+    /// `[acme] insecure_benchmark_validation = true`, and is refused on the default route.
     AlwaysPass,
 }
 
@@ -137,6 +142,7 @@ impl Default for Acme {
             order_lifetime_secs: 7 * 86_400,
             authz_lifetime_secs: 7 * 86_400,
             rate_limits: AcmeRateLimits::default(),
+            insecure_benchmark_validation: false,
             routes: Vec::new(),
         }
     }
@@ -214,6 +220,14 @@ impl Acme {
                 return bad(format!("route {:?} is listed twice", r.label));
             }
             validate_route(r, config).or_else(|m| bad(format!("route {:?}: {m}", r.label)))?;
+            if r.validation == AcmeValidation::AlwaysPass && !self.insecure_benchmark_validation {
+                return bad(format!(
+                    "route {:?}: validation = \"always-pass\" issues without any challenge \
+                     check; it is for benchmarks only and needs \
+                     insecure_benchmark_validation = true in [acme]",
+                    r.label
+                ));
+            }
         }
         Ok(())
     }
@@ -244,4 +258,41 @@ fn validate_route(r: &AcmeRoute, config: &Config) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::Config;
+
+    const ROUTES: &str = "[[routes]]\nlabel = \"\"\nprofile = \"device\"\n\
+                          [[routes]]\nlabel = \"bench\"\nprofile = \"device\"\n";
+
+    fn parse(acme: &str) -> Result<Config, String> {
+        let text = format!("{ROUTES}{acme}");
+        Config::parse(&text, Path::new("t.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn always_pass_needs_the_explicit_benchmark_flag() {
+        let route = "[[acme.routes]]\nlabel = \"bench\"\nvalidation = \"always-pass\"\n";
+        let refused = parse(route).expect_err("always-pass without the flag");
+        assert!(
+            refused.contains("insecure_benchmark_validation"),
+            "{refused}"
+        );
+
+        let flagged = format!("[acme]\ninsecure_benchmark_validation = true\n{route}");
+        let config = parse(&flagged).expect("always-pass with the flag");
+        assert!(config.acme.insecure_benchmark_validation);
+    }
+
+    #[test]
+    fn always_pass_is_refused_on_the_default_route_even_with_the_flag() {
+        let text = "[acme]\ninsecure_benchmark_validation = true\n\
+                    [[acme.routes]]\nlabel = \"\"\nvalidation = \"always-pass\"\n";
+        let refused = parse(text).expect_err("always-pass on the default route");
+        assert!(refused.contains("benchmark route"), "{refused}");
+    }
 }

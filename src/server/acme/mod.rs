@@ -38,7 +38,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::{AppState, Body, ConnInfo};
-use crate::config::{AcmeRoute, Config};
+use crate::config::{AcmeRoute, AcmeValidation, Config};
 use records::Records;
 use reply::{Refusal, Reply};
 
@@ -51,6 +51,18 @@ pub struct AcmeService {
 impl AcmeService {
     /// Builds the validator from the `[acme]` configuration.
     pub fn new(config: &Config) -> anyhow::Result<Self> {
+        let unchecked = config
+            .acme
+            .routes
+            .iter()
+            .filter(|r| r.validation == AcmeValidation::AlwaysPass);
+        for r in unchecked {
+            tracing::warn!(
+                route = %r.label,
+                "acme: benchmark route issues without validating challenges \
+                 (insecure_benchmark_validation)"
+            );
+        }
         Ok(Self {
             validator: Arc::new(validate::Validator::new(&config.acme)?),
         })
