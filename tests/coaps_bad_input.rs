@@ -490,3 +490,43 @@ fn unknown_content_formats_and_garbage_payloads_are_refused() {
     assert!(log.contains("coaps request refused"), "debug line");
     still_serving(&gw);
 }
+
+/// `openssl s_client -dtls1_2` offering only `cipher`; its output, and whether it exited 0.
+fn s_client_with(gw: &Gateway, cipher: &str) -> (bool, String) {
+    let out = common::openssl_unchecked(&[
+        "s_client",
+        "-dtls1_2",
+        "-connect",
+        &gw.coaps_addr,
+        "-cipher",
+        cipher,
+        "-CAfile",
+        common::path_str(&gw.root_pem()),
+    ]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn suites_outside_rfc_7925_are_refused_unless_configured() {
+    let gw = Gateway::start("");
+    let (ok, out) = s_client_with(&gw, "ECDHE-ECDSA-AES128-GCM-SHA256");
+    assert!(!ok, "GCM is not offered by default: {out}");
+    let m = wait_for(&gw, "failed handshake counted", |m| {
+        events(m, "handshake_failed") >= 1.0
+    });
+    assert_eq!(active(&m, "handshakes") + active(&m, "sessions"), 0.0);
+    let (ok, out) = s_client_with(&gw, "ECDHE-ECDSA-AES128-CCM8");
+    assert!(
+        ok && out.contains("Cipher is ECDHE-ECDSA-AES128-CCM8"),
+        "{out}"
+    );
+
+    let gw = Gateway::start("[coaps]\nextra_ciphers = [\"ECDHE-ECDSA-AES128-GCM-SHA256\"]\n");
+    let (ok, out) = s_client_with(&gw, "ECDHE-ECDSA-AES128-GCM-SHA256");
+    assert!(
+        ok && out.contains("Cipher is ECDHE-ECDSA-AES128-GCM-SHA256"),
+        "{out}"
+    );
+}

@@ -23,6 +23,10 @@ pub struct Coaps {
     pub mtu: u16,
     /// Largest request body reassembled from blocks, and largest response served.
     pub max_body_bytes: usize,
+    /// DTLS 1.2 suites offered besides RFC 7925's CCM-8 ones, by OpenSSL name; only AEAD
+    /// suites with ECDHE or PSK key exchange (`ECDHE-ECDSA-AES128-GCM-SHA256`,
+    /// `ECDHE-ECDSA-CHACHA20-POLY1305`, `PSK-AES128-GCM-SHA256`, ...).
+    pub extra_ciphers: Vec<String>,
 }
 
 impl Default for Coaps {
@@ -35,6 +39,7 @@ impl Default for Coaps {
             psk: true,
             mtu: 1280,
             max_body_bytes: 16 * 1024,
+            extra_ciphers: Vec::new(),
         }
     }
 }
@@ -55,6 +60,55 @@ impl Coaps {
         if self.max_body_bytes < 1024 || self.max_body_bytes > 1024 * 1024 {
             return bad("max_body_bytes must be between 1 KiB and 1 MiB");
         }
+        if let Some(suite) = self.extra_ciphers.iter().find(|c| !is_modern_aead(c)) {
+            return bad(&format!(
+                "extra_ciphers: {suite} is not an ECDHE-ECDSA or PSK AEAD suite (GCM, CCM, \
+                 CHACHA20-POLY1305)"
+            ));
+        }
         Ok(())
+    }
+}
+
+/// Whether an OpenSSL suite name is an AEAD suite with ECDHE-ECDSA or PSK key exchange; RSA
+/// suites are left out since the gateway's DTLS identity is an ECDSA key.
+fn is_modern_aead(name: &str) -> bool {
+    let kx = ["ECDHE-ECDSA-", "PSK-", "ECDHE-PSK-"]
+        .iter()
+        .any(|p| name.starts_with(p));
+    let aead = ["-GCM-", "-CCM", "CHACHA20-POLY1305"]
+        .iter()
+        .any(|m| name.contains(m));
+    kx && aead && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_modern_aead_suites_may_be_added() {
+        for ok in [
+            "ECDHE-ECDSA-AES128-GCM-SHA256",
+            "ECDHE-ECDSA-CHACHA20-POLY1305",
+            "PSK-AES256-CCM8",
+            "ECDHE-PSK-CHACHA20-POLY1305",
+        ] {
+            assert!(is_modern_aead(ok), "{ok}");
+        }
+        for bad in [
+            "ECDHE-RSA-AES128-GCM-SHA256",
+            "ECDHE-ECDSA-AES128-SHA",
+            "PSK-AES128-CBC-SHA",
+            "ALL",
+            "ECDHE-ECDSA-AES128-GCM-SHA256:NULL",
+        ] {
+            assert!(!is_modern_aead(bad), "{bad}");
+        }
+        let c = Coaps {
+            extra_ciphers: vec!["AES128-SHA".into()],
+            ..Coaps::default()
+        };
+        assert!(c.validate().is_err());
     }
 }
