@@ -44,6 +44,9 @@ enum Command {
     /// Requests held for manual approval.
     #[command(subcommand)]
     Request(RequestCommand),
+    /// ACME server administration.
+    #[command(subcommand)]
+    Acme(AcmeCommand),
     /// Revoke a certificate by serial number (hex).
     Revoke {
         #[command(flatten)]
@@ -53,6 +56,17 @@ enum Command {
         /// RFC 5280 reason code.
         #[arg(long, default_value_t = 0)]
         reason: u8,
+    },
+}
+
+#[derive(Subcommand)]
+enum AcmeCommand {
+    /// Revoke an ACME account: every later request signed by its key is refused.
+    RevokeAccount {
+        #[command(flatten)]
+        common: Common,
+        /// The account id or its URL (the `kid` clients send).
+        account: String,
     },
 }
 
@@ -178,6 +192,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Request(cmd) => request(cmd).await,
+        Command::Acme(AcmeCommand::RevokeAccount { common, account }) => {
+            let gw = open(&common, false).await?;
+            if !enrollgate::server::acme::revoke_account(gw.store.as_ref(), &account).await? {
+                bail!("no ACME account {account}");
+            }
+            println!("revoked ACME account {account}");
+            Ok(())
+        }
         Command::Revoke {
             common,
             serial,

@@ -6,7 +6,7 @@
 mod acme_client;
 mod common;
 
-use acme_client::{AcmeKey, Client, expect_problem, json_of, payload_b64};
+use acme_client::{AcmeKey, Client, expect_problem, json_of, payload_b64, refusal_logged};
 use common::{Gateway, KeyType, new_csr, unique};
 use serde_json::json;
 
@@ -76,6 +76,7 @@ fn bad_signature_is_malformed_and_creates_no_account() {
             .contains("signature")
     );
     assert!(bad_input(&gw, "malformed") > before);
+    assert!(refusal_logged(&gw, "malformed"));
     no_account(&c);
 }
 
@@ -102,10 +103,12 @@ fn reused_and_unknown_nonces_are_bad_nonce_with_a_fresh_one() {
     let unknown = c
         .key
         .sign(&c.protected(&url, "AAAAAAAAAAAAAAAAAAAAAA"), &payload);
-    expect_problem(
-        &c.post_raw(&url, unknown.to_string().as_bytes()),
-        400,
-        "badNonce",
+    let refused = c.post_raw(&url, unknown.to_string().as_bytes());
+    expect_problem(&refused, 400, "badNonce");
+    let fresh_again = refused.header("replay-nonce").unwrap_or_default();
+    assert!(
+        fresh_again != fresh && fresh_again != nonce,
+        "{fresh_again}"
     );
 
     // The fresh nonce of the refusal works.
@@ -113,6 +116,7 @@ fn reused_and_unknown_nonces_are_bad_nonce_with_a_fresh_one() {
     c.post_raw(&url, retry.to_string().as_bytes())
         .expect(201, "retry with the nonce from the badNonce reply");
     assert_eq!(bad_input(&gw, "badNonce") - before, 2.0);
+    assert!(refusal_logged(&gw, "badNonce"));
     // Only the two accepted requests made orders.
     let account = json_of(&c.post(c.kid.as_deref().unwrap_or_default(), None));
     let orders = json_of(&c.post(account["orders"].as_str().unwrap_or_default(), None));
@@ -133,12 +137,16 @@ fn wrong_url_and_unsupported_algorithm_are_refused() {
     let elsewhere = c
         .key
         .sign(&c.protected(&c.url("newOrder"), &c.nonce()), &payload);
+    let unauthorized = bad_input(&gw, "unauthorized");
     let r = c.post_raw(&url, elsewhere.to_string().as_bytes());
     expect_problem(&r, 403, "unauthorized");
+    assert_eq!(bad_input(&gw, "unauthorized") - unauthorized, 1.0);
+    assert!(refusal_logged(&gw, "JWS url does not match"));
 
     let mut header = c.protected(&url, &c.nonce());
     header["alg"] = "HS256".into();
     let hs = c.key.sign(&header, &payload);
+    let bad_alg = bad_input(&gw, "badSignatureAlgorithm");
     let r = c.post_raw(&url, hs.to_string().as_bytes());
     let p = expect_problem(&r, 400, "badSignatureAlgorithm");
     assert!(
@@ -146,7 +154,8 @@ fn wrong_url_and_unsupported_algorithm_are_refused() {
             .as_array()
             .is_some_and(|a| a.contains(&json!("ES256")))
     );
-    assert!(bad_input(&gw, "badSignatureAlgorithm") >= 1.0);
+    assert_eq!(bad_input(&gw, "badSignatureAlgorithm") - bad_alg, 1.0);
+    assert!(refusal_logged(&gw, "badSignatureAlgorithm"));
     no_account(&c);
 }
 
@@ -159,6 +168,7 @@ fn oversized_body_is_refused_with_413() {
     let r = c.post_raw(&c.url("newAccount"), &big);
     expect_problem(&r, 413, "malformed");
     assert!(bad_input(&gw, "malformed") > before);
+    assert!(refusal_logged(&gw, "request body too large"));
     no_account(&c);
 }
 
@@ -179,10 +189,13 @@ fn finalize_refusals_leave_the_order_as_it_was() {
     );
     let der = std::fs::read(&csr.der).expect("CSR");
     expect_problem(&c.finalize(&order, &der), 403, "orderNotReady");
+    assert_eq!(bad_input(&gw, "orderNotReady"), 1.0);
+    assert!(refusal_logged(&gw, "orderNotReady"));
     assert_eq!(json_of(&c.post(&order_url, None))["status"], "pending");
 
     let order = c.make_ready(&order_url, &order);
     // Not a CSR at all.
+    let bad_csr = bad_input(&gw, "badCSR");
     expect_problem(&c.finalize(&order, b"not a CSR"), 400, "badCSR");
     // A CSR for other names.
     let other = new_csr(
@@ -194,7 +207,8 @@ fn finalize_refusals_leave_the_order_as_it_was() {
     );
     let other = std::fs::read(&other.der).expect("CSR");
     expect_problem(&c.finalize(&order, &other), 400, "badCSR");
-    assert!(bad_input(&gw, "badCSR") >= 2.0);
+    assert_eq!(bad_input(&gw, "badCSR") - bad_csr, 2.0);
+    assert!(refusal_logged(&gw, "badCSR"));
     assert_eq!(json_of(&c.post(&order_url, None))["status"], "ready");
 
     // The right CSR still works afterwards.
@@ -217,7 +231,54 @@ fn deactivated_account_is_unauthorized() {
         Some(&json!({"identifiers": [{"type": "dns", "value": "d.test"}]})),
     );
     expect_problem(&r, 403, "unauthorized");
-    assert!(bad_input(&gw, "unauthorized") > before);
+    assert_eq!(bad_input(&gw, "unauthorized") - before, 1.0);
+    assert!(refusal_logged(&gw, "account is deactivated or revoked"));
+
+    // Nor may it reactivate itself or change its contacts.
+    let r = c.post(&kid, Some(&json!({"contact": ["mailto:late@example.com"]})));
+    expect_problem(&r, 403, "unauthorized");
+    let held = json_of(c.account_by_key().expect(200, "the key's account"));
+    assert_eq!(held["status"], "deactivated", "{held}");
+    assert_eq!(held["contact"], json!([]), "{held}");
+}
+
+#[test]
+fn revoked_account_is_unauthorized_and_unchanged() {
+    let gw = gateway();
+    let mut c = Client::new(&gw, "bench");
+    c.new_account(json!({"contact": ["mailto:ops@example.com"]}))
+        .expect(201, "newAccount");
+    let (order_url, _) = c.new_order(&["rv.test"]);
+    let kid = c.kid.clone().expect("account URL");
+
+    let said = gw.run(&["acme", "revoke-account", &kid]);
+    assert!(said.contains("revoked"), "{said}");
+
+    let before = bad_input(&gw, "unauthorized");
+    let refused = [
+        c.post(
+            &c.url("newOrder"),
+            Some(&json!({"identifiers": [{"type": "dns", "value": "rv2.test"}]})),
+        ),
+        c.post(&order_url, None),
+        c.post(&kid, Some(&json!({"contact": ["mailto:new@example.com"]}))),
+        c.post(&kid, Some(&json!({"status": "deactivated"}))),
+    ];
+    for r in &refused {
+        expect_problem(r, 403, "unauthorized");
+    }
+    assert_eq!(bad_input(&gw, "unauthorized") - before, 4.0);
+    assert!(refusal_logged(&gw, "account is deactivated or revoked"));
+
+    let held = json_of(c.account_by_key().expect(200, "the key's account"));
+    assert_eq!(held["status"], "revoked", "{held}");
+    assert_eq!(held["contact"], json!(["mailto:ops@example.com"]), "{held}");
+
+    let unknown = gw.run_unchecked(&["acme", "revoke-account", "no-such-account"]);
+    assert!(
+        !unknown.status.success(),
+        "revoking an unknown account succeeded"
+    );
 }
 
 #[test]
@@ -230,8 +291,11 @@ fn wrong_eab_mac_is_unauthorized_and_creates_no_account() {
 
     let (id, secret) = gw.token(&["--route", "eab"]);
     let wrong = c.eab(&id, b"not the token secret");
+    let before = bad_input(&gw, "unauthorized");
     let r = c.new_account(json!({"externalAccountBinding": wrong}));
     expect_problem(&r, 403, "unauthorized");
+    assert_eq!(bad_input(&gw, "unauthorized") - before, 1.0);
+    assert!(refusal_logged(&gw, "unauthorized"));
     no_account(&c);
 
     let key = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &secret)
@@ -247,6 +311,7 @@ fn rate_limits_answer_rate_limited_with_retry_after() {
         r#"
 [acme.rate_limits]
 orders_per_account = 2
+orders_per_identifier = 1
 
 [[routes]]
 label = ""
@@ -263,11 +328,33 @@ auth = ["anonymous"]
         Some(&json!({"identifiers": [{"type": "dns", "value": "r3.test"}]})),
     );
     expect_problem(&r, 429, "rateLimited");
+    assert_eq!(bad_input(&gw, "rateLimited"), 1.0);
+    assert!(refusal_logged(&gw, "rateLimited"));
+    assert_eq!(c.order_count(), 2, "a refused order is not made");
     let wait: u64 = r
         .header("retry-after")
         .and_then(|v| v.parse().ok())
         .expect("Retry-After seconds");
     assert!((1..=3600).contains(&wait), "Retry-After {wait}");
+
+    // Per identifier, over all accounts: r1.test has had its one order this window.
+    let mut other = Client::new(&gw, "");
+    other.new_account(json!({})).expect(201, "newAccount");
+    let r = other.post(
+        &other.url("newOrder"),
+        Some(&json!({"identifiers": [{"type": "dns", "value": "r1.test"}]})),
+    );
+    let p = expect_problem(&r, 429, "rateLimited");
+    assert!(
+        p["detail"].as_str().unwrap_or_default().contains("r1.test"),
+        "{p}"
+    );
+    assert!(
+        r.header("retry-after").is_some(),
+        "Retry-After on the identifier limit"
+    );
+    assert_eq!(bad_input(&gw, "rateLimited"), 2.0);
+    assert_eq!(other.order_count(), 0, "a refused order is not made");
 }
 
 #[test]
@@ -296,4 +383,7 @@ auth = ["anonymous"]
     );
     let p = expect_problem(&r, 400, "rejectedIdentifier");
     assert_eq!(p["subproblems"].as_array().map(Vec::len), Some(2), "{p}");
+    assert_eq!(bad_input(&gw, "rejectedIdentifier"), 1.0);
+    assert!(refusal_logged(&gw, "rejectedIdentifier"));
+    assert_eq!(c.order_count(), 1, "a refused order is not made");
 }

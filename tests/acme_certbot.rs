@@ -11,7 +11,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use acme_client::free_port;
+use acme_client::{free_port, logged};
 use common::{Gateway, path_str, require_tool, run, run_unchecked, verify_cert, x509_text};
 
 /// A gateway whose default route is open to ACME accounts without EAB and whose `eab` route
@@ -108,6 +108,12 @@ fn certbot_obtains_with_http01_and_revokes() {
     let text = x509_text(&cert);
     assert!(text.contains("DNS:dev1.test"), "{text}");
     let serial = common::cert_serial(&cert);
+    let validated = logged(&gw, "acme challenge valid", &["kind=Http01", "dev1.test"]);
+    assert!(
+        validated,
+        "the gateway did not validate http-01:\n{}",
+        gw.log()
+    );
 
     run(&mut certbot(
         &gw,

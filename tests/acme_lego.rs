@@ -10,7 +10,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use acme_client::free_port;
+use acme_client::{free_port, logged};
 use common::{Gateway, require_tool, run, verify_cert, x509_text};
 
 /// Ports of one test: lego's http-01 and tls-alpn-01 servers, challtestsrv's DNS and
@@ -78,7 +78,11 @@ fn lego(gw: &Gateway, name: &str, args: &[&str]) -> Command {
     cmd
 }
 
-fn check_issued(gw: &Gateway, name: &str) {
+/// The certificate lego wrote verifies and names `name`, and the gateway itself validated
+/// `name` with a challenge of `kind` (its log line, `Debug` of the challenge type).
+fn check_issued(gw: &Gateway, name: &str, kind: &str) {
+    let validated = logged(gw, "acme challenge valid", &[&format!("kind={kind}"), name]);
+    assert!(validated, "no {kind} validation of {name}:\n{}", gw.log());
     let cert = gw.path("lego").join(format!("certificates/{name}.crt"));
     // lego writes the leaf and the issuing CA into one file; verify the leaf.
     let text = std::fs::read_to_string(&cert).expect("lego wrote the certificate");
@@ -99,7 +103,7 @@ fn lego_obtains_with_http01() {
         "web.test",
         &["--http", "--http.port", &listen],
     ));
-    check_issued(&gw, "web.test");
+    check_issued(&gw, "web.test", "Http01");
 }
 
 #[test]
@@ -112,7 +116,7 @@ fn lego_obtains_with_tls_alpn01() {
         "alpn.test",
         &["--tls", "--tls.port", &listen],
     ));
-    check_issued(&gw, "alpn.test");
+    check_issued(&gw, "alpn.test", "TlsAlpn01");
 }
 
 #[test]
@@ -137,7 +141,7 @@ fn lego_obtains_with_dns01_through_challtestsrv() {
     );
     cmd.env("EXEC_PATH", &script);
     run(&mut cmd);
-    check_issued(&gw, "dns.test");
+    check_issued(&gw, "dns.test", "Dns01");
 }
 
 /// lego's exec provider calls `SCRIPT present|cleanup FQDN VALUE`.

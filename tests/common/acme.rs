@@ -172,6 +172,26 @@ impl<'a> Client<'a> {
         reply
     }
 
+    /// newAccount with `onlyReturnExisting`, signed by `jwk` even once registered: the
+    /// account object the gateway holds for this key, whatever its status.
+    pub fn account_by_key(&mut self) -> Reply {
+        let kid = self.kid.take();
+        let payload = json!({"onlyReturnExisting": true});
+        let reply = self.post(&self.url("newAccount"), Some(&payload));
+        self.kid = kid;
+        reply
+    }
+
+    /// How many orders the account's orders list holds (POST-as-GET on the account, then on
+    /// its orders URL).
+    pub fn order_count(&self) -> usize {
+        let kid = self.kid.as_deref().expect("a registered account");
+        let account = json_of(self.post(kid, None).expect(200, "account"));
+        let orders_url = account["orders"].as_str().expect("orders URL");
+        let orders = json_of(self.post(orders_url, None).expect(200, "orders list"));
+        orders["orders"].as_array().map_or(0, Vec::len)
+    }
+
     /// An EAB object for this client's key (RFC 8555 section 7.3.4), MACed with `hmac_key`.
     pub fn eab(&self, kid: &str, hmac_key: &[u8]) -> Value {
         let protected = json!({"alg": "HS256", "kid": kid, "url": self.url("newAccount")});
@@ -294,6 +314,37 @@ pub fn expect_problem(reply: &Reply, status: u16, kind: &str) -> Value {
         "a refusal must carry a fresh Replay-Nonce"
     );
     p
+}
+
+/// Whether the gateway logged a refusal of `kind` (the debug line every refusal gets).
+pub fn refusal_logged(gw: &Gateway, kind: &str) -> bool {
+    logged(gw, "acme request refused", &[kind])
+}
+
+/// Whether one line of the gateway's log holds `message` and every one of `words` (ANSI
+/// colour codes removed).
+pub fn logged(gw: &Gateway, message: &str, words: &[&str]) -> bool {
+    strip_ansi(&gw.log())
+        .lines()
+        .any(|l| l.contains(message) && words.iter().all(|w| l.contains(w)))
+}
+
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI sequences end with a letter.
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A port nothing listens on now (for a client's challenge server).

@@ -235,6 +235,15 @@ impl Account {
         })
     }
 
+    /// Revokes the account (RFC 8555 section 7.1.6: the server may revoke an account, for
+    /// example on an operator's order). Every later request it signs fails
+    /// [`Account::check_valid`]. Returns whether the status changed.
+    pub fn revoke(&mut self) -> bool {
+        let changed = self.status != AccountStatus::Revoked;
+        self.status = AccountStatus::Revoked;
+        changed
+    }
+
     /// Installs a checked new key (the gateway re-indexes the thumbprint in the same
     /// transaction).
     pub fn apply_key_change(&mut self, key: NewKey) {

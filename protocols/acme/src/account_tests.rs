@@ -156,6 +156,23 @@ fn update_and_deactivate() {
 }
 
 #[test]
+fn a_revoked_account_can_neither_act_nor_update() {
+    let key = TestKey::es256();
+    let mut a = make_account(&key);
+    assert!(a.revoke(), "the first revocation changes the status");
+    assert!(!a.revoke(), "a second one does not");
+    assert_eq!(a.status, AccountStatus::Revoked);
+    assert_eq!(a.check_valid().unwrap_err().kind, ProblemType::Unauthorized);
+
+    let url = urls().account(&a.id);
+    let upd = json!({"contact": ["mailto:after@example.com"]});
+    let before = a.clone();
+    let refused = a.update(&kid_jws(&key, &a, &url, Some(&upd)), &urls());
+    assert_eq!(refused.unwrap_err().kind, ProblemType::Unauthorized);
+    assert_eq!(a, before, "a refused update changes nothing");
+}
+
+#[test]
 fn another_account_cannot_update() {
     let (k1, k2) = (TestKey::es256(), TestKey::es256());
     let (mut a1, a2) = (make_account(&k1), make_account(&k2));

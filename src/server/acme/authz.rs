@@ -78,16 +78,22 @@ async fn start_validation(
 /// The spawned part: validate, then write the verdict into the authorization.
 async fn validate_and_record(state: Arc<AppState>, task: ValidationTask, target: Target) {
     let result = state.acme.validator.validate(&task, &target).await;
-    if let Err(p) = &result {
-        state
-            .metrics
-            .bad_input
-            .with_label_values(&["acme", p.kind.name()])
-            .inc();
-        tracing::debug!(
+    match &result {
+        Ok(()) => tracing::info!(
             authz = %task.authz_id, kind = ?task.kind, identifier = %task.identifier.value,
-            problem = p.kind.name(), detail = %p.detail, "acme challenge failed"
-        );
+            "acme challenge valid"
+        ),
+        Err(p) => {
+            state
+                .metrics
+                .bad_input
+                .with_label_values(&["acme", p.kind.name()])
+                .inc();
+            tracing::debug!(
+                authz = %task.authz_id, kind = ?task.kind, identifier = %task.identifier.value,
+                problem = p.kind.name(), detail = %p.detail, "acme challenge failed"
+            );
+        }
     }
     let now = crate::clock::now();
     let records = Records::new(state.registrar.store().as_ref(), now);

@@ -39,6 +39,7 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use super::{AppState, Body, ConnInfo};
 use crate::config::{AcmeRoute, AcmeValidation, Config};
+use crate::store::Store;
 use records::Records;
 use reply::{Refusal, Reply};
 
@@ -67,6 +68,23 @@ impl AcmeService {
             validator: Arc::new(validate::Validator::new(&config.acme)?),
         })
     }
+}
+
+/// Revokes an ACME account on an operator's order: every later request signed by its key is
+/// refused with `unauthorized`, and its key cannot make a new account. `account` is the
+/// account id or its URL. Returns false when the store holds no such account.
+pub async fn revoke_account(store: &dyn Store, account: &str) -> anyhow::Result<bool> {
+    let id = account.rsplit_once("/acct/").map_or(account, |(_, id)| id);
+    let records = Records::new(store, crate::clock::now());
+    let problem = |p: Problem| anyhow::anyhow!("acme account {id}: {}", p.detail);
+    let Some(mut found) = records.account(id).await.map_err(problem)? else {
+        return Ok(false);
+    };
+    if found.revoke() {
+        records.put_account(&found).await.map_err(problem)?;
+        tracing::info!(account = %found.id, "acme account revoked by the operator");
+    }
+    Ok(true)
 }
 
 /// The route label and the path below it if `path` is under `/acme`: `/acme/directory` is
