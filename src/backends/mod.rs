@@ -160,4 +160,8 @@ pub trait CaBackend: Send + Sync {
     fn health(&self) -> Vec<BackendHealth> {
         Vec::new()
     }
+    /// Whether requests can be served: by default, when no circuit breaker is open.
+    fn ready(&self) -> bool {
+        self.health().iter().all(|h| h.breaker != "open")
+    }
 }

@@ -108,7 +108,7 @@ impl Router {
     }
 
     /// Whether every route has a backend whose circuit breaker is not open.
-    pub fn ready(&self) -> bool {
+    fn routes_ready(&self) -> bool {
         self.routes.values().all(|names| {
             names.iter().any(|n| {
                 self.backends
@@ -233,5 +233,9 @@ impl CaBackend for Router {
 
     fn health(&self) -> Vec<BackendHealth> {
         self.backends.values().map(|b| b.health_entry()).collect()
+    }
+
+    fn ready(&self) -> bool {
+        self.routes_ready()
     }
 }

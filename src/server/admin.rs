@@ -50,9 +50,11 @@ pub async fn handle(
     }
 }
 
-/// Ready when no backend's circuit breaker is open; one line per backend either way.
+/// Ready when every route has a backend whose circuit breaker is not open; one line per
+/// backend either way, with its last failure.
 fn backends_ready(state: &AppState) -> Response<Body> {
-    let health = state.registrar.backend().health();
+    let backend = state.registrar.backend();
+    let health = backend.health();
     let mut lines = Vec::new();
     for h in &health {
         let state = match h.breaker {
@@ -63,9 +65,13 @@ fn backends_ready(state: &AppState) -> Response<Body> {
             true => "",
             false => " (CA chain unknown)",
         };
-        lines.push(format!("backend {}: {state}{chain}", h.name));
+        let last = match &h.last_error {
+            Some(e) => format!(" (last error: {e})"),
+            None => String::new(),
+        };
+        lines.push(format!("backend {}: {state}{chain}{last}", h.name));
     }
-    if health.iter().any(|h| h.breaker == "open") {
+    if !backend.ready() {
         lines.insert(0, "not ready".into());
         return text(StatusCode::SERVICE_UNAVAILABLE, &lines.join("\n"));
     }

@@ -218,6 +218,19 @@ impl Gateway {
         user: &str,
         pass: &str,
     ) -> (u16, Vec<u8>) {
+        self.est_enroll_within(label, csr_der, user, pass, 30)
+    }
+
+    /// As [`Self::est_enroll`], with curl giving up after `max_secs`: a gateway that has not
+    /// answered by then yields status 0, so the status shows whether the client got an answer.
+    pub fn est_enroll_within(
+        &self,
+        label: &str,
+        csr_der: &Path,
+        user: &str,
+        pass: &str,
+        max_secs: u32,
+    ) -> (u16, Vec<u8>) {
         let b64 = self.dir.join(format!(
             "{}.b64",
             csr_der.file_name().unwrap_or_default().to_string_lossy()
@@ -234,12 +247,13 @@ impl Gateway {
             "https://127.0.0.1:{}/.well-known/est{path}/simpleenroll",
             self.https
         );
-        let out = run(Command::new("curl")
+        // Not `run`: a client that gave up (status 0) is an outcome for the caller to judge.
+        let out = Command::new("curl")
             .args([
                 "-s",
                 "-S",
                 "--max-time",
-                "30",
+                &max_secs.to_string(),
                 "-w",
                 "\n%{http_code}",
                 "--cacert",
@@ -253,7 +267,9 @@ impl Gateway {
             ])
             .arg("--data-binary")
             .arg(format!("@{}", b64.display()))
-            .arg(&url));
+            .arg(&url)
+            .output()
+            .expect("run curl");
         let text = out.stdout;
         let split = text.iter().rposition(|b| *b == b'\n').unwrap_or(0);
         let code = String::from_utf8_lossy(&text[split..])
