@@ -315,6 +315,7 @@ fn an_order_waiting_for_approval_is_pending_then_issued() {
     // EST: 202 while the order waits (order placed, then order info "pending"), 200 after.
     let (key, _pem, der) = key_and_csr(dir, "held-est", "held-est");
     assert_eq!(gw.est_enroll("", &der, &id, &secret).0, 202);
+    assert_eq!(gw.est_last_header("retry-after").as_deref(), Some("1"));
     assert_eq!(gw.est_enroll("", &der, &id, &secret).0, 202);
     let (status, body) = gw.est_enroll("", &der, &id, &secret);
     assert_eq!(

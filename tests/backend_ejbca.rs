@@ -2,7 +2,8 @@
 //! API v1 documents (`tests/fixtures/ejbca`, sources in its README): `pkcs10enroll` with the
 //! configured profiles, CA and end entity credentials, `201` with a DER certificate and its
 //! chain, `202` "waiting for approval", error bodies, CA chain download and revocation.
-//! Enrollment goes through EST (curl) and CMP (`openssl cmp -cmd p10cr`).
+//! Enrollment goes through EST (curl), CMP (`openssl cmp -cmd p10cr`) and SCEP (PKCSReq and
+//! CertPoll built with `enrollgate_scep::client`).
 
 #![allow(
     clippy::unwrap_used,
@@ -11,6 +12,9 @@
 
 #[path = "common/backends.rs"]
 mod backends;
+mod common;
+#[path = "common/scep.rs"]
+mod scep;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -139,6 +143,10 @@ fn start_ejbca(dir: &Path) -> FakeEjbca {
 }
 
 fn config(port: u16) -> String {
+    config_with_password(port, "{ env = \"EJBCA_TEST_PASSWORD\" }")
+}
+
+fn config_with_password(port: u16, password: &str) -> String {
     format!(
         r#"
 [backends.ejbca]
@@ -151,7 +159,7 @@ end_entity_profile = "DeviceEndEntityProfile"
 ca_name = "DeviceIssuingCA"
 ca_subject_dn = "CN={CA_NAME}"
 username = "gw-{{cn}}"
-password = {{ env = "EJBCA_TEST_PASSWORD" }}
+password = {password}
 retry_after_secs = 1
 
 [[routes]]
@@ -295,6 +303,7 @@ fn waiting_for_approval_is_pending_then_issued_through_est_and_cmp() {
     let (key, _pem, der) = key_and_csr(dir, "held-est", "held-est");
     let (status, body) = gw.est_enroll("", &der, &id, &secret);
     assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(gw.est_last_header("retry-after").as_deref(), Some("1"));
     let (status, body) = gw.est_enroll("", &der, &id, &secret);
     assert_eq!(
         status,
@@ -362,4 +371,40 @@ fn ejbca_error_bodies_keep_their_meaning() {
     assert_eq!(count("unavailable"), 1.0);
     assert_eq!(gw.metric("enrollgate_certificates_issued_total"), 0.0);
     assert!(gw.log().contains("backend=ejbca"), "no warn line");
+}
+
+#[test]
+fn scep_pending_then_certpoll_gets_the_approved_certificate() {
+    use enrollgate_scep::{MessageType, PkiStatus};
+    use scep::pki::{self, Requester};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let ejbca = start_ejbca(&tmp.path().join("ejbca"));
+    let password_file = tmp.path().join("ejbca-password");
+    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+    let password = format!("{{ file = \"{}\" }}", password_file.display());
+    let gw = common::Gateway::start(&config_with_password(ejbca.server.port, &password));
+    let s = scep::Scep::new(&gw);
+    let url = s.http();
+
+    // EJBCA holds the request: SCEP PENDING; after approval the CertPoll gets the certificate.
+    let cn = "held-scep";
+    let device = Requester::new(cn);
+    let id = device.identity();
+    let (_, secret) = gw.token(&[]);
+    let tid = pki::transaction_id(cn);
+    let csr = device.csr(cn, Some(&secret));
+    let req = pki::message(&id, &s.ra, MessageType::PkcsReq, &tid, &csr);
+    assert_eq!(s.exchange(&url, &id, &req).status, PkiStatus::Pending);
+    let content = pki::cert_poll_content(&s.issuing, cn);
+    let poll = pki::message(&id, &s.ra, MessageType::CertPoll, &tid, &content);
+    let cert = scep::issued(&s.exchange(&url, &id, &poll));
+    let leaf = tmp.path().join("scep.crt");
+    scep::write_pem(&leaf, &[cert]);
+    assert!(verifies(&ejbca.ca, &leaf), "not EJBCA's certificate");
+    let users: Vec<String> = enroll_requests(&ejbca.server)
+        .iter()
+        .map(|r| r["username"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(users, ["gw-held-scep", "gw-held-scep"]);
 }

@@ -62,6 +62,9 @@ pub fn run(cmd: &mut Command) -> Output {
     out
 }
 
+/// Where the last EST enrollment's response headers are written, in the gateway's directory.
+const EST_HEADERS: &str = "est-headers.txt";
+
 /// A gateway child process on loopback port-0 listeners.
 pub struct Gateway {
     /// Working directory (config, data, logs).
@@ -82,7 +85,7 @@ impl Gateway {
         std::fs::create_dir_all(dir).expect("mkdir");
         let config = dir.join("gateway.toml");
         let text = format!(
-            "[listen]\nhttps = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n\n{extra}"
+            "[listen]\nhttps = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\ncoaps = \"127.0.0.1:0\"\n\n{extra}"
         );
         std::fs::write(&config, text).expect("write config");
         let log = std::fs::File::create(dir.join("gateway.log")).expect("log file");
@@ -256,8 +259,10 @@ impl Gateway {
                 &max_secs.to_string(),
                 "-w",
                 "\n%{http_code}",
-                "--cacert",
+                "-D",
             ])
+            .arg(self.dir.join(EST_HEADERS))
+            .arg("--cacert")
             .arg(self.root())
             .args([
                 "-u",
@@ -277,6 +282,17 @@ impl Gateway {
             .parse()
             .unwrap_or(0);
         (code, text[..split].to_vec())
+    }
+
+    /// The value of a response header of the last EST enrollment, if present.
+    pub fn est_last_header(&self, name: &str) -> Option<String> {
+        let text = std::fs::read_to_string(self.dir.join(EST_HEADERS)).ok()?;
+        text.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
     }
 
     /// `openssl cmp -cmd p10cr` with MAC protection by token; returns the command output and
