@@ -394,3 +394,30 @@ fn fingerprint_matches_openssl() {
         "b4c2c3c1aa2dfbccf9726d1024e5e6be3f95038dccdf5a04b0eccde8cd29f015"
     );
 }
+
+/// The cached formatter gives exactly what `x509_cert`'s `Display` gives, escapes,
+/// multi-valued RDNs, non-text values and unnamed OIDs included.
+#[test]
+fn name_to_string_matches_the_library_display() {
+    use std::str::FromStr as _;
+    use x509_cert::name::Name;
+    let cases = [
+        "CN=dev1",
+        "CN=dev-1,OU=Plant 4,O=Acme\\, Inc.,L=Köln,ST=NRW,C=DE",
+        "CN=\\#hash\\ ,O=a\\+b\\;c\\<d\\>e\\\\f\\\"g",
+        "CN=a+SERIALNUMBER=1234,DC=example,DC=com",
+        "UID=jdoe,EMAILADDRESS=j@example.com",
+        "1.2.3.4.5=#0c03616263,CN=x",
+        "CN=\\ lead and trail\\ ",
+    ];
+    for text in cases {
+        let name = Name::from_str(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(name_to_string(&name), name.to_string(), "{text}");
+        // Twice: the second run uses the cached short names.
+        assert_eq!(name_to_string(&name), name.to_string(), "{text}");
+    }
+    // A name from a real openssl CSR.
+    let csr = Csr::from_der(P256).unwrap();
+    let subject = csr.subject();
+    assert_eq!(name_to_string(subject), subject.to_string());
+}
