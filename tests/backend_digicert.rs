@@ -14,12 +14,11 @@ mod backends;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use backends::{
-    Answer, FakeServer, Gateway, key_and_csr, make_ca, pkcs7_b64_to_pem, pubkey_of_cert,
-    pubkey_of_key, require, run, verifies,
+    FakeServer, Gateway, est_leaf, json_answer as json, key_and_csr, make_ca, pubkey_of_cert,
+    pubkey_of_key, require, serial_of, sign_csr_text, verifies,
 };
 
 const BASE: &str = "/services/v2";
@@ -27,14 +26,7 @@ const API_KEY: &str = "DCKEY-3b1f0c9e5d7a";
 const CA_NAME: &str = "digicert test CA";
 
 fn fixture(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/digicert")
-        .join(name);
-    std::fs::read_to_string(path).unwrap()
-}
-
-fn json(status: u16, body: String) -> Option<Answer> {
-    Some((status, "application/json", body.into_bytes()))
+    backends::fixture("digicert", name)
 }
 
 /// One order the fake CA holds.
@@ -48,23 +40,6 @@ struct Order {
 struct FakeDigicert {
     server: FakeServer,
     ca: PathBuf,
-}
-
-/// Signs a PEM CSR with the test CA, serial `n`; returns the certificate PEM.
-fn sign(dir: &Path, csr_pem: &str, ca: &Path, ca_key: &Path, n: u64) -> String {
-    let csr = dir.join(format!("dc-{n}.csr"));
-    let out = dir.join(format!("dc-{n}.crt"));
-    std::fs::write(&csr, csr_pem).unwrap();
-    run(Command::new("openssl")
-        .args(["x509", "-req", "-days", "1", "-in"])
-        .arg(&csr)
-        .arg("-CA")
-        .arg(ca)
-        .arg("-CAkey")
-        .arg(ca_key)
-        .args(["-set_serial", &(7000 + n).to_string(), "-out"])
-        .arg(&out));
-    std::fs::read_to_string(out).unwrap()
 }
 
 /// A fake CertCentral account. Orders for common names `held-*` wait for an approver, who
@@ -110,7 +85,8 @@ fn start_digicert(dir: &Path) -> FakeDigicert {
                 }
                 let id = 1001 + orders.len() as u64;
                 let held = cn.starts_with("held-");
-                let certificate = (!held).then(|| sign(&dir, &csr, &ca_c, &ca_key, id));
+                let certificate =
+                    (!held).then(|| sign_csr_text(&dir, &csr, &ca_c, &ca_key, 7000 + id));
                 orders.insert(
                     id,
                     Order {
@@ -156,7 +132,7 @@ fn start_digicert(dir: &Path) -> FakeDigicert {
                 o.info_calls += 1;
                 // The approver acts after the first look at the order.
                 if o.certificate.is_none() && o.info_calls > 1 {
-                    o.certificate = Some(sign(&dir, &o.csr, &ca_c, &ca_key, id));
+                    o.certificate = Some(sign_csr_text(&dir, &o.csr, &ca_c, &ca_key, 7000 + id));
                 }
                 let file = if o.certificate.is_some() {
                     "order_info_issued.json"
@@ -218,17 +194,6 @@ fn start(dir: &Path, key: &str) -> (FakeDigicert, Gateway) {
     (dc, gw)
 }
 
-fn leaf_of_est(dir: &Path, name: &str, body: &[u8]) -> PathBuf {
-    let pem = pkcs7_b64_to_pem(dir, body);
-    let first = pem
-        .split_inclusive("-----END CERTIFICATE-----\n")
-        .next()
-        .unwrap();
-    let leaf = dir.join(format!("{name}.leaf.crt"));
-    std::fs::write(&leaf, first).unwrap();
-    leaf
-}
-
 #[test]
 fn est_and_cmp_order_issue_and_revoke() {
     require("curl", "curl");
@@ -247,7 +212,7 @@ fn est_and_cmp_order_issue_and_revoke() {
         String::from_utf8_lossy(&body),
         gw.log()
     );
-    let leaf = leaf_of_est(dir, "est", &body);
+    let leaf = est_leaf(dir, "est", &body);
     assert_eq!(pubkey_of_cert(&leaf), pubkey_of_key(&key));
     assert!(verifies(&dc.ca, &leaf));
 
@@ -279,13 +244,7 @@ fn est_and_cmp_order_issue_and_revoke() {
     assert_eq!(pubkey_of_cert(&cert), pubkey_of_key(&key));
 
     // Revocation finds the certificate by serial and revokes it by certificate id.
-    let serial = run(Command::new("openssl")
-        .args(["x509", "-noout", "-serial", "-in"])
-        .arg(&cert));
-    let serial = String::from_utf8_lossy(&serial.stdout)
-        .trim()
-        .trim_start_matches("serial=")
-        .to_owned();
+    let serial = serial_of(&cert);
     gw.cli(&["revoke", &serial, "--reason", "1"]);
     let seen = dc.server.seen.lock().unwrap();
     let put = seen
@@ -325,7 +284,7 @@ fn an_order_waiting_for_approval_is_pending_then_issued() {
         String::from_utf8_lossy(&body),
         gw.log()
     );
-    let leaf = leaf_of_est(dir, "held-est", &body);
+    let leaf = est_leaf(dir, "held-est", &body);
     assert_eq!(pubkey_of_cert(&leaf), pubkey_of_key(&key));
     // One order only: the retries polled it, they did not order again.
     let posts = dc

@@ -18,13 +18,12 @@ mod scep;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use backends::{
-    Answer, FakeServer, Gateway, key_and_csr, make_ca, pkcs7_b64_to_pem, pubkey_of_cert,
-    pubkey_of_key, require, run, verifies,
+    FakeServer, Gateway, der_b64, est_leaf, json_answer as json, key_and_csr, make_ca,
+    pubkey_of_cert, pubkey_of_key, require, serial_of, sign_csr_text, verifies,
 };
 
 const BASE: &str = "/ejbca/ejbca-rest-api";
@@ -32,36 +31,7 @@ const PASSWORD: &str = "enroll-pw-7f3a9c";
 const CA_NAME: &str = "ejbca test CA";
 
 fn fixture(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/ejbca")
-        .join(name);
-    std::fs::read_to_string(path).unwrap()
-}
-
-fn json(status: u16, body: String) -> Option<Answer> {
-    Some((status, "application/json", body.into_bytes()))
-}
-
-/// The base64 of a PEM certificate's DER (what EJBCA sends with `response_format` DER).
-fn der_b64(pem: &str) -> String {
-    pem.lines().filter(|l| !l.starts_with("-----")).collect()
-}
-
-/// Signs a PEM CSR with the test CA, serial `n`; returns the certificate PEM.
-fn sign(dir: &Path, csr_pem: &str, ca: &Path, ca_key: &Path, n: usize) -> String {
-    let csr = dir.join(format!("ejbca-req-{n}.csr"));
-    let out = dir.join(format!("ejbca-req-{n}.crt"));
-    std::fs::write(&csr, csr_pem).unwrap();
-    run(Command::new("openssl")
-        .args(["x509", "-req", "-days", "1", "-in"])
-        .arg(&csr)
-        .arg("-CA")
-        .arg(ca)
-        .arg("-CAkey")
-        .arg(ca_key)
-        .args(["-set_serial", &(5000 + n).to_string(), "-out"])
-        .arg(&out));
-    std::fs::read_to_string(out).unwrap()
+    backends::fixture("ejbca", name)
 }
 
 /// A fake EJBCA. Users named `gw-held-*` are held for approval on their first request (an
@@ -116,7 +86,7 @@ fn start_ejbca(dir: &Path) -> FakeEjbca {
                 }
                 let n = serial.fetch_add(1, Ordering::SeqCst);
                 let csr = req["certificate_request"].as_str()?;
-                let leaf = sign(&dir, csr, &ca_c, &ca_key, n);
+                let leaf = sign_csr_text(&dir, csr, &ca_c, &ca_key, 5000 + n as u64);
                 let answer = fixture("pkcs10enroll_201.json")
                     .replace("{{certificate}}", &der_b64(&leaf))
                     .replace("{{serial}}", &format!("{:X}", 5000 + n))
@@ -180,17 +150,6 @@ fn start(dir: &Path) -> (FakeEjbca, Gateway) {
     (ejbca, gw)
 }
 
-fn leaf_of_est(dir: &Path, name: &str, body: &[u8]) -> PathBuf {
-    let pem = pkcs7_b64_to_pem(dir, body);
-    let first = pem
-        .split_inclusive("-----END CERTIFICATE-----\n")
-        .next()
-        .unwrap();
-    let leaf = dir.join(format!("{name}.leaf.crt"));
-    std::fs::write(&leaf, first).unwrap();
-    leaf
-}
-
 fn enroll_requests(server: &FakeServer) -> Vec<serde_json::Value> {
     server
         .seen
@@ -221,7 +180,7 @@ fn est_and_cmp_enroll_through_pkcs10enroll() {
         String::from_utf8_lossy(&body),
         gw.log()
     );
-    let leaf = leaf_of_est(dir, "est", &body);
+    let leaf = est_leaf(dir, "est", &body);
     assert_eq!(pubkey_of_cert(&leaf), pubkey_of_key(&key));
     assert!(verifies(&ejbca.ca, &leaf));
 
@@ -269,13 +228,7 @@ fn est_and_cmp_enroll_through_pkcs10enroll() {
     );
 
     // Revocation by serial reaches EJBCA's revoke endpoint with the issuer DN.
-    let serial = run(Command::new("openssl")
-        .args(["x509", "-noout", "-serial", "-in"])
-        .arg(&cert));
-    let serial = String::from_utf8_lossy(&serial.stdout)
-        .trim()
-        .trim_start_matches("serial=")
-        .to_owned();
+    let serial = serial_of(&cert);
     gw.cli(&["revoke", &serial, "--reason", "1"]);
     let seen = ejbca.server.seen.lock().unwrap();
     let put = seen
@@ -312,7 +265,7 @@ fn waiting_for_approval_is_pending_then_issued_through_est_and_cmp() {
         String::from_utf8_lossy(&body),
         gw.log()
     );
-    let leaf = leaf_of_est(dir, "held-est", &body);
+    let leaf = est_leaf(dir, "held-est", &body);
     assert_eq!(pubkey_of_cert(&leaf), pubkey_of_key(&key));
 
     // CMP: the client is told to wait, polls, and gets the certificate.

@@ -12,13 +12,12 @@
 mod backends;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use backends::{
-    FakeServer, Gateway, free_port, key_and_csr, make_ca, pkcs7_b64_to_pem, pubkey_of_cert,
-    pubkey_of_key, require, run,
+    FakeServer, Gateway, est_leaf, free_port, key_and_csr, make_ca, pubkey_of_cert, pubkey_of_key,
+    require, sign_csr_text,
 };
 
 fn cfssl_ok(result: serde_json::Value) -> Vec<u8> {
@@ -39,19 +38,8 @@ fn signer(dir: &Path, name: &str) -> (FakeServer, PathBuf) {
         "/api/v1/cfssl/sign" => {
             let req: serde_json::Value = serde_json::from_slice(body).ok()?;
             let n = serial.fetch_add(1, Ordering::SeqCst);
-            let csr = dir.join(format!("r{n}.csr"));
-            let crt = dir.join(format!("r{n}.crt"));
-            std::fs::write(&csr, req["certificate_request"].as_str()?).ok()?;
-            run(Command::new("openssl")
-                .args(["x509", "-req", "-days", "1", "-in"])
-                .arg(&csr)
-                .arg("-CA")
-                .arg(&ca_c)
-                .arg("-CAkey")
-                .arg(&ca_key)
-                .args(["-set_serial", &(9000 + n).to_string(), "-out"])
-                .arg(&crt));
-            let pem = std::fs::read_to_string(&crt).ok()?;
+            let csr = req["certificate_request"].as_str()?;
+            let pem = sign_csr_text(&dir, csr, &ca_c, &ca_key, 9000 + n as u64);
             Some((
                 200,
                 "application/json",
@@ -98,17 +86,6 @@ fn sign_calls(server: &FakeServer) -> usize {
         .count()
 }
 
-fn leaf_of(dir: &Path, name: &str, body: &[u8]) -> PathBuf {
-    let pem = pkcs7_b64_to_pem(dir, body);
-    let first = pem
-        .split_inclusive("-----END CERTIFICATE-----\n")
-        .next()
-        .unwrap();
-    let leaf = dir.join(format!("{name}.leaf.crt"));
-    std::fs::write(&leaf, first).unwrap();
-    leaf
-}
-
 #[test]
 fn failover_only_where_the_first_backend_surely_did_not_issue() {
     require("curl", "curl");
@@ -146,7 +123,7 @@ fn failover_only_where_the_first_backend_surely_did_not_issue() {
         gw.log()
     );
     assert_eq!(
-        pubkey_of_cert(&leaf_of(dir, "a", &body)),
+        pubkey_of_cert(&est_leaf(dir, "a", &body)),
         pubkey_of_key(&key)
     );
     assert!(errors(&gw, "dead", "unavailable") >= 1.0);
@@ -157,7 +134,7 @@ fn failover_only_where_the_first_backend_surely_did_not_issue() {
     let (status, body) = gw.est_enroll("busy", &der, &id, &secret);
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert_eq!(
-        pubkey_of_cert(&leaf_of(dir, "b", &body)),
+        pubkey_of_cert(&est_leaf(dir, "b", &body)),
         pubkey_of_key(&key)
     );
     assert_eq!(

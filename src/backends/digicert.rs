@@ -24,12 +24,11 @@
 //! The API key is read from a file or an environment variable and sent only in the header.
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use hyper::{Method, StatusCode};
 use serde::Deserialize;
 
 use super::config::DigicertSettings;
-use super::http::{HttpClient, HttpResponse, excerpt, status_error, transport_error};
+use super::http::{HttpClient, HttpResponse, excerpt, vendor_error};
 use super::{BackendAnswer, BackendDef, BackendError, CaBackend, verify};
 use crate::issuance::Approved;
 use enrollgate_model::Secret;
@@ -115,15 +114,8 @@ impl DigicertBackend {
         body: Option<serde_json::Value>,
     ) -> Result<HttpResponse, BackendError> {
         let key = String::from_utf8_lossy(self.api_key.expose()).into_owned();
-        let mut headers = vec![("x-dc-devkey", key), ("accept", "*/*".to_owned())];
-        if body.is_some() {
-            headers.push(("content-type", "application/json".to_owned()));
-        }
-        let body = body.map(|b| Bytes::from(b.to_string()));
-        self.http
-            .send(method, path, &headers, body)
-            .await
-            .map_err(transport_error)
+        let headers = vec![("x-dc-devkey", key), ("accept", "*/*".to_owned())];
+        self.http.send_json(method, path, headers, body).await
     }
 
     fn order_body(&self, csr: &[u8]) -> Result<serde_json::Value, BackendError> {
@@ -204,9 +196,9 @@ fn error_of(r: &HttpResponse) -> BackendError {
                 .map(|i| format!("{} ({})", i.message, i.code))
                 .collect::<Vec<_>>()
                 .join("; ");
-            status_error(r.status, Some(text))
+            vendor_error(r.status, Some(text))
         }
-        _ => status_error(r.status, None),
+        _ => vendor_error(r.status, None),
     }
 }
 

@@ -24,12 +24,11 @@
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use bytes::Bytes;
 use hyper::{Method, StatusCode};
 use serde::Deserialize;
 
 use super::config::EjbcaSettings;
-use super::http::{HttpClient, HttpResponse, excerpt, status_error, transport_error};
+use super::http::{HttpClient, HttpResponse, excerpt, vendor_error};
 use super::{BackendAnswer, BackendDef, BackendError, CaBackend, verify};
 use crate::issuance::Approved;
 use enrollgate_model::Secret;
@@ -111,15 +110,8 @@ impl EjbcaBackend {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<HttpResponse, BackendError> {
-        let mut headers = vec![("accept", "application/json".to_owned())];
-        if body.is_some() {
-            headers.push(("content-type", "application/json".to_owned()));
-        }
-        let body = body.map(|b| Bytes::from(b.to_string()));
-        self.http
-            .send(method, path, &headers, body)
-            .await
-            .map_err(transport_error)
+        let headers = vec![("accept", "application/json".to_owned())];
+        self.http.send_json(method, path, headers, body).await
     }
 
     /// The end entity's user name for a request.
@@ -196,9 +188,9 @@ fn error_of(r: &HttpResponse) -> BackendError {
                 .ok()
                 .filter(|s| s.is_client_error() || s.is_server_error())
                 .unwrap_or(r.status);
-            status_error(status, Some(e.error_message))
+            vendor_error(status, Some(e.error_message))
         }
-        Err(_) => status_error(r.status, None),
+        Err(_) => vendor_error(r.status, None),
     }
 }
 
@@ -286,5 +278,29 @@ mod tests {
         assert!(parse_reference("no-dot").is_none());
         assert_eq!(path_escape("CN=A B,O=C"), "CN%3DA%20B%2CO%3DC");
         assert_eq!(reason_name(1), "KEY_COMPROMISE");
+    }
+
+    fn answer(status: u16, body: &str) -> HttpResponse {
+        HttpResponse {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers: hyper::HeaderMap::new(),
+            body: bytes::Bytes::from(body.to_owned()),
+        }
+    }
+
+    #[test]
+    fn error_bodies_map_by_what_they_say_about_issuance() {
+        fn kind(status: u16, body: &str) -> &'static str {
+            error_of(&answer(status, body)).kind()
+        }
+        let body = |code: u16| format!(r#"{{"error_code":{code},"error_message":"m"}}"#);
+        assert_eq!(kind(422, &body(422)), "refused");
+        assert_eq!(kind(403, &body(403)), "refused");
+        assert_eq!(kind(503, &body(503)), "unavailable");
+        // "General failure." may follow a certificate that was made: never failed over.
+        assert_eq!(kind(500, &body(500)), "ambiguous");
+        assert_eq!(kind(404, "<html>Not Found</html>"), "invalid");
+        assert_eq!(kind(500, "<html>oops</html>"), "ambiguous");
+        assert!(matches!(enrolled(b"{not json"), Err(BackendError::Invalid(_))));
     }
 }

@@ -200,6 +200,24 @@ impl HttpClient {
         }
     }
 
+    /// Sends a request with an optional JSON body (and `content-type: application/json`),
+    /// mapping transport failures to backend errors.
+    pub async fn send_json(
+        &self,
+        method: Method,
+        path: &str,
+        mut headers: Vec<(&str, String)>,
+        body: Option<serde_json::Value>,
+    ) -> Result<HttpResponse, super::BackendError> {
+        if body.is_some() {
+            headers.push(("content-type", "application/json".to_owned()));
+        }
+        let body = body.map(|b| Bytes::from(b.to_string()));
+        self.send(method, path, &headers, body)
+            .await
+            .map_err(transport_error)
+    }
+
     fn take_idle(&self) -> Option<SendRequest<Full<Bytes>>> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         while let Some(s) = idle.pop() {
@@ -324,6 +342,18 @@ pub fn status_error(status: StatusCode, vendor: Option<String>) -> super::Backen
         (500..=599, Some(m)) => E::Unavailable(format!("HTTP {code}: {m}")),
         (500..=599, None) => E::Ambiguous(format!("HTTP {code} without an API error body")),
         (_, m) => E::Invalid(format!("HTTP {code}{}", suffix(m))),
+    }
+}
+
+/// As [`status_error`], for CA APIs whose 500 may come after the certificate was made (EJBCA
+/// answers any unmapped failure with 500 "General failure", DigiCert may fail after placing an
+/// order): only 502 and 503 say surely nothing was issued; any other 5xx is ambiguous.
+pub fn vendor_error(status: StatusCode, vendor: Option<String>) -> super::BackendError {
+    match status.as_u16() {
+        500..=599 if !matches!(status.as_u16(), 502 | 503) => {
+            super::BackendError::Ambiguous(format!("HTTP {}{}", status.as_u16(), suffix(vendor)))
+        }
+        _ => status_error(status, vendor),
     }
 }
 

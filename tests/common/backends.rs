@@ -564,3 +564,63 @@ pub fn make_ca(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
         .arg(&cert));
     (cert, key)
 }
+
+/// A fixture file under `tests/fixtures/{vendor}`.
+pub fn fixture(vendor: &str, name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(vendor)
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A JSON answer of a fake CA.
+pub fn json_answer(status: u16, body: String) -> Option<Answer> {
+    Some((status, "application/json", body.into_bytes()))
+}
+
+/// Signs a PEM CSR (text) with `ca`/`ca_key` and serial `serial`; returns the certificate PEM.
+/// Files are written in `dir` under names made from `serial`.
+pub fn sign_csr_text(dir: &Path, csr_pem: &str, ca: &Path, ca_key: &Path, serial: u64) -> String {
+    let csr = dir.join(format!("signed-{serial}.csr"));
+    let out = dir.join(format!("signed-{serial}.crt"));
+    std::fs::write(&csr, csr_pem).expect("write CSR");
+    run(Command::new("openssl")
+        .args(["x509", "-req", "-days", "1", "-in"])
+        .arg(&csr)
+        .arg("-CA")
+        .arg(ca)
+        .arg("-CAkey")
+        .arg(ca_key)
+        .args(["-set_serial", &serial.to_string(), "-out"])
+        .arg(&out));
+    std::fs::read_to_string(out).expect("read certificate")
+}
+
+/// The base64 of a PEM certificate's DER.
+pub fn der_b64(pem: &str) -> String {
+    pem.lines().filter(|l| !l.starts_with("-----")).collect()
+}
+
+/// Writes the first certificate of an EST answer to `dir/name.leaf.crt`.
+pub fn est_leaf(dir: &Path, name: &str, body: &[u8]) -> PathBuf {
+    let pem = pkcs7_b64_to_pem(dir, body);
+    let first = pem
+        .split_inclusive("-----END CERTIFICATE-----\n")
+        .next()
+        .unwrap_or_default();
+    let leaf = dir.join(format!("{name}.leaf.crt"));
+    std::fs::write(&leaf, first).expect("write leaf");
+    leaf
+}
+
+/// A certificate's serial number as openssl prints it (upper-case hex).
+pub fn serial_of(cert_pem: &Path) -> String {
+    let out = run(Command::new("openssl")
+        .args(["x509", "-noout", "-serial", "-in"])
+        .arg(cert_pem));
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_start_matches("serial=")
+        .to_owned()
+}
