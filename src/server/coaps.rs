@@ -15,7 +15,8 @@
 //! The DTLS profile is RFC 7925's: ECDHE-ECDSA-AES128-CCM8 with P-256 and an optional client
 //! certificate (possession is proven by the handshake; the registrar validates the chain
 //! against the route's anchors), and PSK-AES128-CCM8 with enrollment tokens (identity = token
-//! id, key = the token secret).
+//! id, key = the token secret). Other ECDHE-ECDSA or PSK AEAD suites are offered only when
+//! `coaps.extra_ciphers` names them.
 
 mod dtls;
 mod resources;
