@@ -22,6 +22,8 @@
 //!   (`access_denied`), 403 and 404: DigiCert's refusals.
 //!
 //! The API key is read from a file or an environment variable and sent only in the header.
+//! The Services API gives a chain only with a certificate, so `/cacerts` and revocation routing
+//! need the chain as `ca_chain_file`.
 
 use async_trait::async_trait;
 use hyper::{Method, StatusCode};
