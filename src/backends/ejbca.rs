@@ -301,6 +301,9 @@ mod tests {
         assert_eq!(kind(500, &body(500)), "ambiguous");
         assert_eq!(kind(404, "<html>Not Found</html>"), "invalid");
         assert_eq!(kind(500, "<html>oops</html>"), "ambiguous");
-        assert!(matches!(enrolled(b"{not json"), Err(BackendError::Invalid(_))));
+        assert!(matches!(
+            enrolled(b"{not json"),
+            Err(BackendError::Invalid(_))
+        ));
     }
 }
