@@ -236,3 +236,64 @@ fn too_many_requests_in_flight_get_5_03_with_max_age() {
     assert_eq!(option(&busy, CoapOption::MaxAge), Some(encode_uint(2)));
     assert_eq!(out.refused.map(|e| e.kind()), Some("busy"));
 }
+
+/// A small deterministic generator (xorshift64*), so that the mutation test needs no crate.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[test]
+fn mutated_datagrams_never_panic_and_state_stays_bounded() {
+    let lim = limits();
+    let mut ep = Endpoint::new(lim.clone(), 1);
+    let mut seeds = Vec::new();
+    for (i, path) in [&["sen"][..], &[".well-known", "core"], &["x"; 20]]
+        .iter()
+        .enumerate()
+    {
+        let mut p = request(MessageType::Confirmable, i as u16, path);
+        p.add_option(CoapOption::Block1, encode_uint(0x1e));
+        p.add_option(CoapOption::Size1, encode_uint(60_000));
+        p.payload = vec![0x30; 64];
+        seeds.push(bytes(&p));
+    }
+    seeds.push(include_bytes!("../tests/vectors/client_hello_no_cookie.bin").to_vec());
+    let keys = crate::hello::CookieKeys::new(&[1; 32]);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for round in 0..20_000u64 {
+        let mut d = seeds[rng.below(seeds.len())].clone();
+        for _ in 0..=rng.below(4) {
+            match rng.below(3) {
+                0 if !d.is_empty() => {
+                    let at = rng.below(d.len());
+                    d[at] = rng.next() as u8;
+                }
+                1 if !d.is_empty() => d.truncate(rng.below(d.len())),
+                _ => d.push(rng.next() as u8),
+            }
+        }
+        let _ = crate::hello::inspect(&d, &[127, 0, 0, 1, 0, 1], &keys);
+        let out = ep.receive(round, &d);
+        if let Some(r) = out.request {
+            // Answer half, leave the rest in flight: the cap must hold either way.
+            if rng.below(2) == 0 {
+                ep.respond(round, r.id, created(&[0; 300]));
+            }
+        }
+        assert!(ep.in_flight() <= lim.max_in_flight);
+        if let Some(at) = ep.next_timeout().filter(|at| *at <= round) {
+            ep.on_timeout(at);
+        }
+    }
+}
