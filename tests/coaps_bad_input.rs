@@ -530,3 +530,18 @@ fn suites_outside_rfc_7925_are_refused_unless_configured() {
         "{out}"
     );
 }
+
+#[test]
+fn a_quiet_session_is_closed_at_the_idle_timeout() {
+    let gw = Gateway::start("[coaps]\nidle_timeout_secs = 1\n");
+    let c = session(&gw);
+    wait_for(&gw, "session up", |m| active(m, "sessions") == 1.0);
+
+    // The client never speaks again: the gateway closes the session and forgets the peer.
+    let m = wait_for(&gw, "idle session closed", |m| {
+        active(m, "sessions") == 0.0 && events(m, "idle_closed") == 1.0
+    });
+    assert_eq!(active(&m, "handshakes"), 0.0);
+    drop(c);
+    still_serving(&gw);
+}

@@ -804,3 +804,44 @@ fn a_held_request_gets_5_03_with_max_age_until_approved_then_the_resend_gets_the
     verify_cert(&gw, &cert);
     assert_eq!(common::cert_subject(&cert), "CN=held-coaps");
 }
+
+#[test]
+fn a_retransmitted_sen_is_answered_again_without_a_second_certificate() {
+    let gw = Gateway::start("");
+    let (id, secret) = gw.token(&["--uses", "0"]);
+    let (_, csr) = key_and_csr(&gw, "dup", "/CN=dup-device");
+    let ctx = kit::context(
+        Some(&gw.root_pem()),
+        &kit::Auth::Psk {
+            id: &id,
+            secret: &secret,
+        },
+    );
+    let addr = gw.coaps_addr.parse().unwrap();
+    let mut c = kit::Client::connect(addr, &ctx, Duration::from_secs(10)).unwrap();
+    let mid = c.mid();
+    let msg = kit::Message::request(
+        kit::kind::CON,
+        kit::POST,
+        mid,
+        &[9, 9],
+        "/.well-known/est/sen",
+    )
+    .with_uint(kit::opt::CONTENT_FORMAT, 286)
+    .with_payload(&std::fs::read(&csr).unwrap());
+    let first = c.exchange(&msg, Duration::from_secs(30)).unwrap();
+    assert_eq!(first.code_str(), "2.01");
+
+    // The same message id again, as after a lost ACK (RFC 7252 4.5): the same answer.
+    let again = c.exchange(&msg, Duration::from_secs(30)).unwrap();
+    assert_eq!(again, first);
+    c.close();
+
+    let m = gw.metrics();
+    assert_eq!(issued_count(&gw, "enroll"), 1.0, "one certificate");
+    let duplicates = m.sum(
+        "enrollgate_transport_events_total",
+        &[("transport", "coaps"), ("event", "duplicate")],
+    );
+    assert_eq!(duplicates, 1.0);
+}
