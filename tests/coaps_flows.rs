@@ -278,6 +278,13 @@ fn crts_is_the_ca_chain_as_der_pkcs7_blockwise() {
         "-sha256",
     ]);
     assert!(fp.contains(&gw.fingerprint), "{fp} vs {}", gw.fingerprint);
+
+    // att: the route's CSR attributes, DER (content format 285).
+    let run = coap_client(&gw, &["-m", "get"], "/.well-known/est/att");
+    let att = gw.path("att.der");
+    std::fs::write(&att, run.expect_body("att")).unwrap();
+    let parsed = openssl(&["asn1parse", "-inform", "DER", "-in", path_str(&att)]);
+    assert!(parsed.contains("SEQUENCE"), "{parsed}");
 }
 
 #[test]
@@ -744,6 +751,32 @@ fn skg_returns_a_generated_key_and_its_certificate_as_multipart_core() {
         common::cert_pubkey(&cert),
         key_pub,
         "the key is the certificate's"
+    );
+
+    // skc: the same with the bare certificate (287) instead of PKCS#7.
+    let (id, secret) = gw.token(&[]);
+    let psk = ["-u", id.as_str(), "-k", secret.as_str()];
+    let run = post_csr(&gw, "/.well-known/est/skc", &csr, None, &psk);
+    let parts = multipart_core(run.expect_body("skc"));
+    let formats: Vec<u64> = parts.iter().map(|(f, _)| *f).collect();
+    assert_eq!(formats, [284, 287], "PKCS#8 key, then the certificate");
+    let der = gw.path("skc.crt.der");
+    std::fs::write(&der, &parts[1].1).unwrap();
+    let pem = gw.path("skc.pem");
+    openssl(&[
+        "x509",
+        "-inform",
+        "DER",
+        "-in",
+        path_str(&der),
+        "-out",
+        path_str(&pem),
+    ]);
+    verify_cert(&gw, &pem);
+    assert_ne!(
+        common::cert_pubkey(&pem),
+        key_pub,
+        "a fresh key for every request"
     );
 }
 
