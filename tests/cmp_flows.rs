@@ -8,9 +8,10 @@
 //! the client saved (`-rspout`) are decoded with the CMP crate's wire types and their
 //! protection is checked by the test kit in `common/cmp.rs`, independently of the gateway.
 //!
-//! The revocation of a certificate that is never confirmed (300 s by default) is tested at
-//! unit level in `src/server/cmp.rs`: the wait is not configurable from the configuration
-//! file, so an end-to-end test would take five minutes.
+//! The expiry of a certificate that is never confirmed (300 s by default) is tested in the CMP
+//! crate (`unconfirmed_certificate_expires`); the sweeper that revokes it is not run here: the
+//! wait is not configurable from the configuration file, so an end-to-end test would take five
+//! minutes. A certConf that rejects the certificate, or an error message instead of one, is.
 
 #![expect(clippy::unwrap_used, reason = "a test fails by panicking")]
 
