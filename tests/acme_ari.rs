@@ -86,6 +86,13 @@ fn renewal_info_answers_and_replaces_is_accepted_once() {
     assert_eq!(json_of(&first)["replaces"], id.as_str());
     let second = c.post(&c.url("newOrder"), Some(&order));
     expect_problem(&second, 409, "alreadyReplaced");
+    let refused = gw.metrics().sum(
+        "enrollgate_bad_input_total",
+        &[("protocol", "acme"), ("kind", "alreadyReplaced")],
+    );
+    assert_eq!(refused, 1.0);
+    // The issuing order and the one replacement; the refused order was not made.
+    assert_eq!(c.order_count(), 2);
 }
 
 #[test]

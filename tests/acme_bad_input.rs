@@ -78,6 +78,27 @@ fn bad_signature_is_malformed_and_creates_no_account() {
     assert!(bad_input(&gw, "malformed") > before);
     assert!(refusal_logged(&gw, "malformed"));
     no_account(&c);
+
+    // A registered account's update with a signature by another key changes nothing.
+    let mut c = Client::new(&gw, "");
+    c.new_account(json!({"contact": ["mailto:kept@example.com"]}))
+        .expect(201, "newAccount");
+    let kid = c.kid.clone().expect("account URL");
+    let payload = payload_b64(Some(&json!({"contact": ["mailto:evil@example.com"]})));
+    let mut jws = c.key.sign(&c.protected(&kid, &c.nonce()), &payload);
+    let forged = AcmeKey::generate().sign(&c.protected(&kid, &c.nonce()), &payload);
+    jws["signature"] = forged["signature"].clone();
+    expect_problem(
+        &c.post_raw(&kid, jws.to_string().as_bytes()),
+        400,
+        "malformed",
+    );
+    let held = json_of(c.account_by_key().expect(200, "the key's account"));
+    assert_eq!(
+        held["contact"],
+        json!(["mailto:kept@example.com"]),
+        "{held}"
+    );
 }
 
 #[test]
