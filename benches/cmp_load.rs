@@ -29,19 +29,17 @@
 
 #[path = "../tests/common/cmp.rs"]
 mod kit;
+#[path = "common/load.rs"]
+mod load;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use enrollgate::config::Config;
-use enrollgate::gateway::{Bound, Gateway};
 use kit::{ClientKey, Head, Mac};
-use tokio::sync::{oneshot, watch};
+use load::{Latencies, env_usize};
 
 /// The two kinds of work.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,13 +77,6 @@ struct Prepared {
     ir: Vec<u8>,
 }
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() -> anyhow::Result<()> {
     let requests = env_usize("CMP_LOAD_REQUESTS", 1000).max(1);
     let workers = env_usize("CMP_LOAD_WORKERS", 4).max(1);
@@ -94,7 +85,9 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let dir = tempfile::tempdir()?;
-    let (gateway, addr, mac, _stop) = runtime.block_on(start_gateway(dir.path()))?;
+    let running = runtime.block_on(load::start_gateway(dir.path(), ""))?;
+    let mac = runtime.block_on(token(&running))?;
+    let addr = running.http;
     let cert = dir.path().join("data/issuing.crt");
     let keys: Vec<ClientKey> = (0..8).map(|_| ClientKey::generate()).collect();
 
@@ -112,10 +105,11 @@ fn main() -> anyhow::Result<()> {
             drive(&target, warm, work, &mac, n, max)?;
             let started = Instant::now();
             let latencies = drive(&target, timed, work, &mac, n, max)?;
-            report(&target, work, n, &latencies, started.elapsed());
+            report(&target, work, n, latencies, started.elapsed());
         }
     }
-    let issued = gateway
+    let issued = running
+        .gateway
         .state
         .metrics
         .requests
@@ -129,36 +123,20 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts the gateway on a loopback HTTP port with one unlimited token; returns it, the
-/// address, the token as MAC credential, and the sender that stops it when dropped.
-async fn start_gateway(
-    dir: &Path,
-) -> anyhow::Result<(Arc<Gateway>, SocketAddr, Mac, watch::Sender<bool>)> {
-    let data = dir.join("data");
-    let text = format!(
-        "data_dir = \"{}\"\n[listen]\nhttp = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n",
-        data.display()
-    );
-    let config = Config::parse(&text, Path::new("cmp_load.toml"))?;
-    let gateway = Arc::new(Gateway::open(config).await?);
+/// An unlimited enrollment token of the default route, as MAC credential.
+async fn token(running: &load::Running) -> anyhow::Result<Mac> {
     let expires = i64::try_from(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
             .as_secs(),
     )? + 86_400;
-    let state = &gateway.state;
+    let state = &running.gateway.state;
     let token = state
         .tokens
         .create(state.registrar.store().as_ref(), "", None, expires, None)
         .await?;
     let secret = String::from_utf8(token.secret.expose().to_vec())?;
-    let mac = Mac::new(&token.record.id, &secret);
-    let (stop, shutdown) = watch::channel(false);
-    let (tx, rx) = oneshot::channel::<Bound>();
-    let serving = gateway.clone();
-    tokio::spawn(async move { serving.serve(shutdown, tx).await });
-    let http = rx.await?.http.context("no HTTP listener")?;
-    Ok((gateway, http, mac, stop))
+    Ok(Mac::new(&token.record.id, &secret))
 }
 
 /// OpenSSL's mock CMP server, killed on drop.
@@ -241,36 +219,12 @@ fn drive(
     workers: usize,
     max: Duration,
 ) -> anyhow::Result<Vec<Duration>> {
-    let next = AtomicUsize::new(0);
-    let latencies = Mutex::new(Vec::with_capacity(work.len()));
-    let deadline = Instant::now() + max;
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                s.spawn(|| -> anyhow::Result<()> {
-                    let mut conn = kit::HttpConn::connect(target.addr)?;
-                    while let Some(p) = work.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        ensure!(Instant::now() < deadline, "over the time limit");
-                        let t = Instant::now();
-                        enroll(&mut conn, target, p, kind, mac)?;
-                        let took = t.elapsed();
-                        latencies
-                            .lock()
-                            .map_err(|_| anyhow::anyhow!("poisoned"))?
-                            .push(took);
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join().map_err(|_| anyhow::anyhow!("worker panicked"))??;
-        }
-        anyhow::Ok(())
-    })?;
-    latencies
-        .into_inner()
-        .map_err(|_| anyhow::anyhow!("poisoned"))
+    let connect = || Ok(kit::HttpConn::connect(target.addr)?);
+    load::drain(work, workers, max, connect, |conn, _, p| {
+        let t = Instant::now();
+        enroll(conn, target, p, kind, mac)?;
+        Ok(t.elapsed())
+    })
 }
 
 /// One enrollment: ir (and certConf), every reply checked.
@@ -317,15 +271,10 @@ fn post(
     Ok(kit::decode(&reply.body))
 }
 
-fn report(target: &Target, work: Work, workers: usize, latencies: &[Duration], elapsed: Duration) {
-    let mut sorted = latencies.to_vec();
-    sorted.sort();
-    let pct = |p: f64| {
-        let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-        sorted.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    };
+fn report(target: &Target, work: Work, workers: usize, latencies: Vec<Duration>, took: Duration) {
+    let latencies = Latencies::new(latencies);
     let messages = if work == Work::Confirm { 2 } else { 1 };
-    let rate = sorted.len() as f64 / elapsed.as_secs_f64();
+    let rate = latencies.len() as f64 / took.as_secs_f64();
     let connections = if target.fresh {
         "new connection per transaction"
     } else {
@@ -336,10 +285,10 @@ fn report(target: &Target, work: Work, workers: usize, latencies: &[Duration], e
          {rate:.1} enrollments/s ({:.1} messages/s); latency p50 {:.2} ms, p99 {:.2} ms",
         target.name,
         format!("{work:?}").to_lowercase(),
-        sorted.len(),
-        elapsed.as_secs_f64(),
+        latencies.len(),
+        took.as_secs_f64(),
         rate * f64::from(messages),
-        pct(0.5),
-        pct(0.99)
+        latencies.ms(0.5),
+        latencies.ms(0.99)
     );
 }

@@ -21,24 +21,26 @@
 
 #[path = "../tests/common/cmp.rs"]
 mod kit;
+#[path = "common/load.rs"]
+mod load;
 #[path = "../tests/common/scep_pki.rs"]
 mod pki;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use der::{Decode, Encode};
-use enrollgate::config::Config;
-use enrollgate::gateway::{Bound, Gateway};
 use enrollgate_scep::client::{ClientIdentity, open_cert_rep};
 use enrollgate_scep::{MessageType, PkiStatus};
-use tokio::sync::{oneshot, watch};
+use load::{Latencies, env_usize};
 use x509_cert::Certificate;
+
+/// The bench route: anonymous PKCSReq.
+const ROUTES: &str = "[[routes]]\nlabel = \"\"\nprofile = \"device\"\n\
+                      [[routes]]\nlabel = \"bench\"\nprofile = \"device\"\nauth = [\"anonymous\"]\n";
 
 /// One prepared enrollment: which requester, and the pkiMessage.
 struct Prepared {
@@ -53,13 +55,6 @@ struct Received {
     body: Vec<u8>,
 }
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() -> anyhow::Result<()> {
     let requests = env_usize("SCEP_LOAD_REQUESTS", 2000).max(1);
     let workers = env_usize("SCEP_LOAD_WORKERS", 4).max(1);
@@ -69,7 +64,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let dir = tempfile::tempdir()?;
-    let (gateway, addr, _stop) = runtime.block_on(start_gateway(dir.path()))?;
+    let running = runtime.block_on(load::start_gateway(dir.path(), ROUTES))?;
     let ra = pem_der(&dir.path().join("data/ra.crt"))?;
 
     let requesters: Vec<pki::Requester> = (0..keys)
@@ -78,15 +73,16 @@ fn main() -> anyhow::Result<()> {
     let identities: Vec<ClientIdentity> = requesters.iter().map(|r| r.identity()).collect();
     let prepared = prepare(&requesters, &identities, &ra, requests + workers);
 
-    // Warm-up: one enrollment per worker, untimed, on its own connection.
+    // Warm-up: one enrollment per worker, untimed.
     let (warm, timed) = prepared.split_at(workers);
-    drive(addr, warm, workers, max)?;
+    drive(running.http, warm, workers, max)?;
 
     let started = Instant::now();
-    let received = drive(addr, timed, workers, max)?;
+    let received = drive(running.http, timed, workers, max)?;
     let elapsed = started.elapsed();
     check(&received, timed, &requesters, &identities, &ra)?;
-    let issued = gateway
+    let issued = running
+        .gateway
         .state
         .metrics
         .requests
@@ -112,30 +108,6 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts the gateway on a loopback HTTP port; returns it, the address, and the sender that
-/// stops it when dropped.
-async fn start_gateway(
-    dir: &Path,
-) -> anyhow::Result<(Arc<Gateway>, SocketAddr, watch::Sender<bool>)> {
-    let data = dir.join("data");
-    let text = format!(
-        "data_dir = \"{}\"\n[listen]\nhttp = \"127.0.0.1:0\"\n\
-         [log]\nlevel = \"warn\"\n\
-         [[routes]]\nlabel = \"\"\nprofile = \"device\"\n\
-         [[routes]]\nlabel = \"bench\"\nprofile = \"device\"\nauth = [\"anonymous\"]\n",
-        data.display()
-    );
-    let config = Config::parse(&text, Path::new("scep_load.toml"))?;
-    let gateway = Arc::new(Gateway::open(config).await?);
-    let (stop, shutdown) = watch::channel(false);
-    let (tx, rx) = oneshot::channel::<Bound>();
-    let serving = gateway.clone();
-    tokio::spawn(async move { serving.serve(shutdown, tx).await });
-    let bound = rx.await?;
-    let http = bound.http.context("no HTTP listener")?;
-    Ok((gateway, http, stop))
-}
-
 /// `count` PKCSReq messages spread over the requesters, each with its own subject and
 /// transactionID.
 fn prepare(
@@ -159,58 +131,30 @@ fn prepare(
 
 /// POSTs every prepared message with `workers` threads; fails on any non-200 reply.
 fn drive(
-    addr: SocketAddr,
+    addr: std::net::SocketAddr,
     work: &[Prepared],
     workers: usize,
     max: Duration,
 ) -> anyhow::Result<Vec<Received>> {
-    let next = AtomicUsize::new(0);
-    let received = Mutex::new(Vec::with_capacity(work.len()));
-    let deadline = Instant::now() + max;
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                s.spawn(|| -> anyhow::Result<()> {
-                    let mut conn = kit::HttpConn::connect(addr)?;
-                    loop {
-                        let index = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(p) = work.get(index) else {
-                            return Ok(());
-                        };
-                        ensure!(Instant::now() < deadline, "over the time limit");
-                        if conn.closed {
-                            conn = kit::HttpConn::connect(addr)?;
-                        }
-                        let t = Instant::now();
-                        let reply = conn.post(
-                            "/scep/bench?operation=PKIOperation",
-                            "application/x-pki-message",
-                            &p.message,
-                        )?;
-                        let latency = t.elapsed();
-                        ensure!(reply.status == 200, "HTTP {}", reply.status);
-                        let body = reply.body;
-                        let r = Received {
-                            index,
-                            latency,
-                            body,
-                        };
-                        received
-                            .lock()
-                            .map_err(|_| anyhow::anyhow!("poisoned"))?
-                            .push(r);
-                    }
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join().map_err(|_| anyhow::anyhow!("worker panicked"))??;
+    let connect = || Ok(kit::HttpConn::connect(addr)?);
+    load::drain(work, workers, max, connect, |conn, index, p| {
+        if conn.closed {
+            *conn = kit::HttpConn::connect(addr)?;
         }
-        anyhow::Ok(())
-    })?;
-    received
-        .into_inner()
-        .map_err(|_| anyhow::anyhow!("poisoned"))
+        let t = Instant::now();
+        let reply = conn.post(
+            "/scep/bench?operation=PKIOperation",
+            "application/x-pki-message",
+            &p.message,
+        )?;
+        let latency = t.elapsed();
+        ensure!(reply.status == 200, "HTTP {}", reply.status);
+        Ok(Received {
+            index,
+            latency,
+            body: reply.body,
+        })
+    })
 }
 
 /// Every reply must be a SUCCESS CertRep certifying its requester's key.
@@ -290,20 +234,15 @@ fn pem_der(path: &Path) -> anyhow::Result<Vec<u8>> {
 }
 
 fn report(received: &[Received], elapsed: Duration, workers: usize) {
-    let mut sorted: Vec<Duration> = received.iter().map(|r| r.latency).collect();
-    sorted.sort();
-    let pct = |p: f64| {
-        let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-        sorted.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    };
+    let latencies = Latencies::new(received.iter().map(|r| r.latency).collect());
     println!(
         "scep_load: {} PKCSReq enrollments (RSA-2048 requesters, AES-128-CBC) in {:.2} s with \
          {workers} workers: {:.1} enrollments/s; latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        sorted.len(),
+        latencies.len(),
         elapsed.as_secs_f64(),
-        sorted.len() as f64 / elapsed.as_secs_f64(),
-        pct(0.5),
-        pct(0.99),
-        pct(1.0)
+        latencies.len() as f64 / elapsed.as_secs_f64(),
+        latencies.ms(0.5),
+        latencies.ms(0.99),
+        latencies.ms(1.0)
     );
 }
