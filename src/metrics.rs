@@ -103,7 +103,10 @@ impl Metrics {
             ),
             transport_active: {
                 let g = IntGaugeVec::new(
-                    Opts::new("enrollgate_transport_active", "Sessions and handshakes in progress"),
+                    Opts::new(
+                        "enrollgate_transport_active",
+                        "Sessions and handshakes in progress",
+                    ),
                     &["transport", "state"],
                 )
                 .expect("static metric definition");
