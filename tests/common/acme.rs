@@ -17,7 +17,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::{Value, json};
 
-use crate::common::{Gateway, KeyType, Reply, new_csr, unique};
+use crate::common::{Gateway, KeyType, Reply, new_csr, strip_ansi, unique};
 
 /// base64url without padding.
 pub fn b64(bytes: &[u8]) -> String {
@@ -334,24 +334,6 @@ pub fn logged(gw: &Gateway, message: &str, words: &[&str]) -> bool {
     strip_ansi(&gw.log())
         .lines()
         .any(|l| l.contains(message) && words.iter().all(|w| l.contains(w)))
-}
-
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // CSI sequences end with a letter.
-            for d in chars.by_ref() {
-                if d.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// A port nothing listens on now (for a client's challenge server).
