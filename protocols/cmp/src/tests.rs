@@ -436,6 +436,55 @@ fn garbage_and_truncated_input_are_bare_http_errors() {
 }
 
 #[test]
+fn every_truncation_and_byte_flip_fails_cleanly() {
+    let server = server();
+    for name in [
+        "ir_mac.der",
+        "certconf_mac.der",
+        "genm_cacerts_mac.der",
+        "cr_sig.der",
+        "rr_sig.der",
+    ] {
+        let der = vector(name);
+        for len in 0..der.len() {
+            let err = server.decode(&der[..len]).unwrap_err();
+            assert!(err.needs_bare_http_error(), "{name} cut at {len}: {err}");
+        }
+        // The bytes the protection covers: header and body, after the outer tag and length.
+        let msg = PkiMessage::from_der(&der).unwrap();
+        let start = match der[1] {
+            n if n < 0x80 => 2,
+            n => 2 + usize::from(n & 0x7f),
+        };
+        let covered =
+            start..start + msg.header.to_der().unwrap().len() + msg.body.to_der().unwrap().len();
+        for pos in 0..der.len() {
+            for bit in [0x01, 0x80] {
+                let mut flipped = der.clone();
+                flipped[pos] ^= bit;
+                let Ok(incoming) = server.decode(&flipped) else {
+                    continue;
+                };
+                let verified = match incoming.facts().protection {
+                    ProtectionKind::Mac => server.verify_mac(&incoming, &secret()),
+                    ProtectionKind::Signature => server.verify_signature(&incoming),
+                    ProtectionKind::None => continue,
+                };
+                let Ok(verified) = verified else {
+                    continue;
+                };
+                assert!(
+                    !covered.contains(&pos),
+                    "{name}: a flip at {pos} of the protected part verified"
+                );
+                // Unprotected parts (extraCerts) may change; the step must still not panic.
+                let _ = server.step(verified, None, NOW, &mut rng());
+            }
+        }
+    }
+}
+
+#[test]
 fn pending_then_poll_then_certificate() {
     let server = server();
     let mut rng = rng();
