@@ -15,6 +15,8 @@ declare -A packages=(
   [lego]=lego
   [pebble]=pebble-challtestsrv
   [libcoap3-bin]=coap-client-openssl
+  # initdb and pg_ctl live in /usr/lib/postgresql/*/bin, off PATH: checked by package.
+  [postgresql]=
 )
 
 missing=()

@@ -18,6 +18,9 @@ pub use coaps::Coaps;
 mod acme;
 pub use acme::{Acme, AcmeProfile, AcmeRateLimits, AcmeRoute, AcmeValidation};
 
+mod store;
+pub use store::StoreConfig;
+
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -43,6 +46,8 @@ pub struct Config {
     pub backends: BTreeMap<String, crate::backends::BackendDef>,
     /// The ACME server.
     pub acme: Acme,
+    /// The store: SQLite in the data directory, or a shared PostgreSQL database.
+    pub store: StoreConfig,
 }
 
 /// Listener addresses; a missing one is not opened.
@@ -211,6 +216,7 @@ impl Default for Config {
             }],
             backends: BTreeMap::new(),
             acme: Acme::default(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -370,6 +376,7 @@ impl Config {
         }
         self.coaps.validate()?;
         self.acme.validate(self)?;
+        self.store.validate()?;
         Ok(())
     }
 

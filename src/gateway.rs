@@ -15,7 +15,7 @@ use crate::issuance::{Authenticator, Registrar};
 use crate::metrics::Metrics;
 use crate::server::listener::{self, ListenerSpec};
 use crate::server::{self, AppState};
-use crate::store::{SqliteStore, Store};
+use crate::store::{PostgresStore, SqliteStore, Store};
 use crate::tokens::Tokens;
 
 /// Everything a running gateway holds.
@@ -52,11 +52,19 @@ impl Gateway {
         let ca = Arc::new(
             BuiltinCa::load_or_create(dir, &config.ca).context("loading the built-in CA")?,
         );
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(&dir.join("enrollgate.db"))
-                .await
-                .context("opening the database")?,
-        );
+        let store: Arc<dyn Store> = if config.store.is_postgres() {
+            Arc::new(
+                PostgresStore::connect(&config.store)
+                    .await
+                    .context("connecting to the PostgreSQL store")?,
+            )
+        } else {
+            Arc::new(
+                SqliteStore::open(&dir.join("enrollgate.db"))
+                    .await
+                    .context("opening the database")?,
+            )
+        };
         let tokens = Arc::new(
             Tokens::load_or_create(&dir.join("token.key")).context("loading the token key")?,
         );

@@ -4,10 +4,13 @@
 //! Callers see only the [`Store`] trait, whose calls are each one short statement or
 //! read-modify-write on one row with portable types, so that a PostgreSQL implementation can
 //! follow the SQLite one (the embedded default) without touching callers; no node keeps
-//! state of its own.
+//! state of its own. [`PostgresStore`] is that implementation, for several nodes on one
+//! database (`[store]` in the configuration).
 
+mod postgres;
 mod sqlite;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -18,6 +21,9 @@ pub enum StoreError {
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] rusqlite::Error),
+    /// PostgreSQL failed or did not answer in time (the text never holds a password).
+    #[error("database: {0}")]
+    Postgres(String),
     /// A stored value could not be decoded.
     #[error("corrupt record: {0}")]
     Corrupt(String),

@@ -1,0 +1,507 @@
+//! The PostgreSQL store: the `Store` contract on a throwaway PostgreSQL cluster, several
+//! store instances (nodes) racing on the same rows, the password kept out of the
+//! configuration and the logs, and two `enrollgate serve` processes sharing one database.
+
+mod common;
+#[path = "common/postgres.rs"]
+mod pg;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::sync::Arc;
+
+use common::{Gateway, KeyType, cert_pubkey, cert_serial, new_csr, openssl, path_str};
+use enrollgate::config::StoreConfig;
+use enrollgate::store::{
+    AuditRecord, CertificateRecord, PendingRecord, PostgresStore, Store, TokenRecord,
+    TransactionState,
+};
+use pg::Cluster;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+fn store_config(url: String) -> StoreConfig {
+    StoreConfig {
+        url: Some(url),
+        pool_size: 8,
+        ..StoreConfig::default()
+    }
+}
+
+async fn node(cluster: &Cluster, db: &str) -> PostgresStore {
+    PostgresStore::connect(&store_config(cluster.url(db)))
+        .await
+        .expect("connecting to the test cluster")
+}
+
+fn token(id: &str, uses: Option<i64>, expires_at: i64) -> TokenRecord {
+    TokenRecord {
+        id: id.into(),
+        secret_hash: format!("hash-of-{id}"),
+        route: "iot".into(),
+        uses_left: uses,
+        expires_at,
+        subject_pattern: Some("CN=dev-*".into()),
+    }
+}
+
+#[test]
+fn every_store_call_round_trips_on_postgres() {
+    let cluster = Cluster::start();
+    cluster.create_database("contract");
+    runtime().block_on(async {
+        let s = node(&cluster, "contract").await;
+        s.ping().await.unwrap();
+
+        // Tokens: lookups, uses running out, expiry, the use given back, unlimited tokens.
+        let t = token("t1", Some(1), 100);
+        s.insert_token(&t).await.unwrap();
+        assert!(s.insert_token(&t).await.is_err(), "duplicate id refused");
+        assert_eq!(s.token("t1").await.unwrap(), Some(t.clone()));
+        assert_eq!(s.token_by_secret_hash("hash-of-t1").await.unwrap(), Some(t));
+        assert_eq!(s.token("nope").await.unwrap(), None);
+        assert!(
+            !s.take_token_use("t1", 100).await.unwrap(),
+            "expired at 100"
+        );
+        assert!(s.take_token_use("t1", 99).await.unwrap());
+        assert!(!s.take_token_use("t1", 99).await.unwrap(), "spent");
+        s.return_token_use("t1").await.unwrap();
+        assert_eq!(s.token("t1").await.unwrap().unwrap().uses_left, Some(1));
+        s.insert_token(&token("free", None, 100)).await.unwrap();
+        for _ in 0..3 {
+            assert!(s.take_token_use("free", 1).await.unwrap());
+        }
+        s.return_token_use("free").await.unwrap();
+        assert_eq!(s.token("free").await.unwrap().unwrap().uses_left, None);
+
+        // Certificates: DER bytes intact, revocation once, the revoked list without expired.
+        let cert = |serial: &str, not_after| CertificateRecord {
+            serial: serial.into(),
+            route: "iot".into(),
+            profile: "device".into(),
+            subject: "CN=dev-1".into(),
+            not_after,
+            der: (0..=255u8).chain([0, 0, 255]).collect(),
+            revoked: None,
+        };
+        s.insert_certificate(&cert("0a", 1000)).await.unwrap();
+        s.insert_certificate(&cert("0b", 10)).await.unwrap();
+        assert_eq!(s.certificate("0a").await.unwrap(), Some(cert("0a", 1000)));
+        assert!(s.revoke("0a", 5, 1).await.unwrap());
+        assert!(!s.revoke("0a", 6, 4).await.unwrap(), "already revoked");
+        assert!(!s.revoke("ff", 6, 4).await.unwrap(), "unknown");
+        assert!(s.revoke("0b", 5, 0).await.unwrap());
+        let revoked = s.revoked_certificates(50).await.unwrap();
+        assert_eq!(revoked.len(), 1, "0b expired at 10: {revoked:?}");
+        assert_eq!(revoked[0].revoked, Some((5, 1)));
+
+        // Transactions: claimed once, moved on, released only while in progress.
+        assert_eq!(s.claim_transaction("scep", "x", "f1").await.unwrap(), None);
+        let again = s
+            .claim_transaction("scep", "x", "f2")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (again.fingerprint.as_str(), &again.state),
+            ("f1", &TransactionState::InProgress)
+        );
+        assert_eq!(
+            s.transaction("cmp", "x").await.unwrap(),
+            None,
+            "per protocol"
+        );
+        for state in [
+            TransactionState::Pending("p1".into()),
+            TransactionState::Rejected("policy".into()),
+            TransactionState::Issued("0a".into()),
+        ] {
+            s.set_transaction_state("scep", "x", &state).await.unwrap();
+            assert_eq!(
+                s.transaction("scep", "x").await.unwrap().unwrap().state,
+                state
+            );
+        }
+        s.release_transaction("scep", "x").await.unwrap();
+        assert!(
+            s.transaction("scep", "x").await.unwrap().is_some(),
+            "issued stays"
+        );
+        assert_eq!(s.claim_transaction("est", "y", "f").await.unwrap(), None);
+        s.release_transaction("est", "y").await.unwrap();
+        assert_eq!(s.claim_transaction("est", "y", "g").await.unwrap(), None);
+
+        // Blobs: overwrite, expiry, listing, single use.
+        s.put_blob("nonce", "n1", b"one", 50).await.unwrap();
+        s.put_blob("nonce", "n1", b"\x00two\xff", 60).await.unwrap();
+        s.put_blob("nonce", "n2", b"", 20).await.unwrap();
+        s.put_blob("order", "n1", b"other kind", 60).await.unwrap();
+        assert_eq!(
+            s.blob("nonce", "n1", 55).await.unwrap(),
+            Some(b"\x00two\xff".to_vec())
+        );
+        assert_eq!(s.blob("nonce", "n1", 60).await.unwrap(), None, "expired");
+        let listed = s.blobs_of_kind("nonce", 10).await.unwrap();
+        let keys: BTreeSet<&str> = listed.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, BTreeSet::from(["n1", "n2"]));
+        assert!(!s.take_blob("nonce", "n2", 20).await.unwrap(), "expired");
+        assert!(s.take_blob("nonce", "n1", 10).await.unwrap());
+        assert!(!s.take_blob("nonce", "n1", 10).await.unwrap(), "single use");
+        assert!(s.blob("order", "n1", 10).await.unwrap().is_some());
+
+        // Pending requests: listed by status oldest first, moved only from the stated status.
+        for (id, created_at) in [("p2", 20), ("p1", 10)] {
+            s.insert_pending(&PendingRecord {
+                id: id.into(),
+                protocol: "est".into(),
+                route: String::new(),
+                subject: format!("CN={id}"),
+                request: "{\"json\":true}".into(),
+                status: "pending".into(),
+                serial: None,
+                created_at,
+            })
+            .await
+            .unwrap();
+        }
+        let ids = |v: Vec<PendingRecord>| v.into_iter().map(|p| p.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(s.pending_with_status("pending").await.unwrap()),
+            ["p1", "p2"]
+        );
+        assert!(
+            s.update_pending("p1", "pending", "approved", None)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.update_pending("p1", "pending", "rejected", None)
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.update_pending("p1", "approved", "issued", Some("0a"))
+                .await
+                .unwrap()
+        );
+        let p1 = s.pending("p1").await.unwrap().unwrap();
+        assert_eq!(
+            (p1.status.as_str(), p1.serial.as_deref()),
+            ("issued", Some("0a"))
+        );
+        assert_eq!(ids(s.pending_with_status("pending").await.unwrap()), ["p2"]);
+        assert_eq!(s.pending("p9").await.unwrap(), None);
+
+        // Audit: newest first, limited.
+        for event in ["requested", "issued", "revoked"] {
+            s.audit(&AuditRecord {
+                event: event.into(),
+                protocol: "est".into(),
+                serial: "0a".into(),
+                ..AuditRecord::default()
+            })
+            .await
+            .unwrap();
+        }
+        let recent = s.recent_audit(2).await.unwrap();
+        let events: Vec<&str> = recent.iter().map(|a| a.event.as_str()).collect();
+        assert_eq!(events, ["revoked", "issued"]);
+
+        // Counters.
+        assert_eq!(s.next_counter("crl").await.unwrap(), 1);
+        assert_eq!(s.next_counter("crl").await.unwrap(), 2);
+        assert_eq!(s.next_counter("other").await.unwrap(), 1);
+
+        // A second start on the same database keeps everything (the schema is idempotent).
+        let again = node(&cluster, "contract").await;
+        assert_eq!(again.next_counter("crl").await.unwrap(), 3);
+        assert!(again.certificate("0a").await.unwrap().is_some());
+    });
+}
+
+/// Two nodes (two stores, each with its own pool) race on the same rows: every use, claim,
+/// blob, decision and counter value goes to exactly one caller.
+#[test]
+fn racing_nodes_get_each_use_claim_and_blob_once() {
+    let cluster = Cluster::start();
+    cluster.create_database("race");
+    runtime().block_on(async {
+        // Nodes starting together apply the schema once between them.
+        let (a, b) = tokio::join!(node(&cluster, "race"), node(&cluster, "race"));
+        let nodes: [Arc<dyn Store>; 2] = [Arc::new(a), Arc::new(b)];
+        const CALLERS: usize = 40;
+
+        async fn race<F, Fut>(nodes: &[Arc<dyn Store>; 2], f: F) -> Vec<Fut::Output>
+        where
+            F: Fn(Arc<dyn Store>, usize) -> Fut,
+            Fut: std::future::Future + Send + 'static,
+            Fut::Output: Send + 'static,
+        {
+            let tasks: Vec<_> = (0..CALLERS)
+                .map(|i| tokio::spawn(f(nodes[i % 2].clone(), i)))
+                .collect();
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await.expect("task"));
+            }
+            out
+        }
+
+        nodes[0]
+            .insert_token(&token("five", Some(5), i64::MAX))
+            .await
+            .unwrap();
+        let taken = race(&nodes, |s, _| async move {
+            s.take_token_use("five", 1).await.unwrap()
+        })
+        .await;
+        assert_eq!(
+            taken.iter().filter(|t| **t).count(),
+            5,
+            "five uses, five winners"
+        );
+        assert_eq!(
+            nodes[1].token("five").await.unwrap().unwrap().uses_left,
+            Some(0)
+        );
+
+        let claims = race(&nodes, |s, i| async move {
+            s.claim_transaction("cmp", "tx", &format!("fp{i}"))
+                .await
+                .unwrap()
+        })
+        .await;
+        let winners: Vec<usize> = (0..CALLERS).filter(|i| claims[*i].is_none()).collect();
+        assert_eq!(winners.len(), 1, "one claim: {claims:?}");
+        let fp = format!("fp{}", winners[0]);
+        assert!(
+            claims.iter().flatten().all(|r| r.fingerprint == fp),
+            "every loser sees the winner's claim"
+        );
+
+        nodes[0]
+            .put_blob("nonce", "n", b"x", i64::MAX)
+            .await
+            .unwrap();
+        let takes = race(&nodes, |s, _| async move {
+            s.take_blob("nonce", "n", 1).await.unwrap()
+        })
+        .await;
+        assert_eq!(
+            takes.iter().filter(|t| **t).count(),
+            1,
+            "a nonce is used once"
+        );
+
+        nodes[1]
+            .insert_pending(&PendingRecord {
+                id: "held".into(),
+                protocol: "scep".into(),
+                route: String::new(),
+                subject: "CN=held".into(),
+                request: "{}".into(),
+                status: "pending".into(),
+                serial: None,
+                created_at: 1,
+            })
+            .await
+            .unwrap();
+        let decisions = race(&nodes, |s, i| async move {
+            let to = if i % 3 == 0 { "rejected" } else { "approved" };
+            s.update_pending("held", "pending", to, None).await.unwrap()
+        })
+        .await;
+        assert_eq!(decisions.iter().filter(|d| **d).count(), 1, "decided once");
+
+        let values = race(&nodes, |s, _| async move {
+            s.next_counter("crl").await.unwrap()
+        })
+        .await;
+        let distinct: BTreeSet<i64> = values.into_iter().collect();
+        assert_eq!(distinct, (1..=CALLERS as i64).collect(), "no number twice");
+    });
+}
+
+/// The password reaches the server from the environment variable named by `url_env` and
+/// appears in no output, neither on success nor when authentication fails; an unreachable
+/// server makes the start fail within the connect timeout instead of hanging.
+#[test]
+fn the_password_comes_from_the_environment_and_is_never_printed() {
+    let cluster = Cluster::start();
+    let password = "pw-4d1f9c2e7b";
+    cluster.psql(
+        "postgres",
+        &format!("CREATE ROLE node LOGIN PASSWORD '{password}'"),
+    );
+    cluster.psql("postgres", "CREATE DATABASE shared OWNER node");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("enrollgate.toml");
+    std::fs::write(
+        &config,
+        "[store]\nurl_env = \"EG_TEST_DATABASE_URL\"\nconnect_timeout_secs = 3\n",
+    )
+    .unwrap();
+    assert!(
+        Command::new(common::BIN)
+            .args(["check", "--config", path_str(&config)])
+            .output()
+            .unwrap()
+            .status
+            .success(),
+        "check accepts url_env"
+    );
+    let init = |url: &str| {
+        Command::new(common::BIN)
+            .args(["init", "--config", path_str(&config), "--data-dir"])
+            .arg(dir.path().join("data"))
+            .env("EG_TEST_DATABASE_URL", url)
+            .env("RUST_LOG", "trace")
+            .output()
+            .expect("running enrollgate init")
+    };
+    let url = |pw: &str| format!("postgres://node:{pw}@127.0.0.1:{}/shared", cluster.port);
+
+    let ok = init(&url(password));
+    let all = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    assert!(ok.status.success(), "init with the password: {}", all(&ok));
+    assert!(!all(&ok).contains(password), "{}", all(&ok));
+    let tables = cluster.psql(
+        "shared",
+        "SELECT count(*) FROM pg_tables WHERE tableowner = 'node'",
+    );
+    assert_eq!(tables.trim(), "7", "the schema was made by the node's role");
+
+    let wrong = "wrong-pw-93ab";
+    let refused = init(&url(wrong));
+    assert!(!refused.status.success());
+    let text = all(&refused);
+    assert!(text.contains("password authentication failed"), "{text}");
+    assert!(!text.contains(wrong), "{text}");
+
+    // Nothing listens on this port: the start fails, within the connect timeout.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let down = init(&format!(
+        "postgres://node:{password}@127.0.0.1:{port}/shared"
+    ));
+    assert!(!down.status.success());
+    assert!(!all(&down).contains(password), "{}", all(&down));
+
+    let missing = Command::new(common::BIN)
+        .args(["init", "--config", path_str(&config), "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env_remove("EG_TEST_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(
+        all(&missing).contains("EG_TEST_DATABASE_URL"),
+        "{}",
+        all(&missing)
+    );
+}
+
+/// The ASCII public key of a key file, for comparison with a certificate's.
+fn public_key_of(key: &std::path::Path) -> String {
+    openssl(&["pkey", "-in", path_str(key), "-pubout"])
+}
+
+fn pending_ids(gw: &Gateway) -> Vec<String> {
+    gw.run(&["request", "list"])
+        .lines()
+        .filter_map(|l| l.split('\t').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Two `enrollgate serve` processes on one database (sharing the CA and token key files,
+/// as nodes behind a load balancer do): a request held through node A, approved with the
+/// CLI, is answered by node B; a token spent on A is refused by B.
+#[test]
+fn two_gateways_share_one_database() {
+    let cluster = Cluster::start();
+    cluster.create_database("nodes");
+    let store = format!(
+        "[store]\nurl = \"{}\"\n\n[profiles.device]\n\n[[routes]]\nlabel = \"\"\n\
+         profile = \"device\"\n\n[[routes]]\nlabel = \"held\"\nprofile = \"device\"\n\
+         manual_approval = true\n",
+        cluster.url("nodes")
+    );
+    let a = Gateway::start(&store);
+    let mut b = Gateway::start(&store);
+    // Node B takes node A's keys: the CA, the TLS identity and the token key.
+    for entry in std::fs::read_dir(&a.data_dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_owned();
+        if path.is_file() && !name.to_string_lossy().starts_with("enrollgate.db") {
+            std::fs::copy(&path, b.data_dir.join(&name)).unwrap();
+        }
+    }
+    b.restart();
+    assert_eq!(a.fingerprint, b.fingerprint, "one CA behind both nodes");
+
+    // Held through A, approved with the CLI, handed out by B.
+    let token = a.token(&["--route", "held"]);
+    let csr = new_csr(&a.work_dir, "held", KeyType::P256, "/CN=shared-1", &[]);
+    std::fs::copy(&csr.b64, b.path("held.csr.b64")).unwrap();
+    a.est("held/simpleenroll")
+        .token(&token)
+        .csr(&csr.b64)
+        .send()
+        .expect(202, "held via node A");
+    let held = pending_ids(&b);
+    assert_eq!(
+        held.len(),
+        1,
+        "node B lists the request held by A: {held:?}"
+    );
+    b.est("held/simpleenroll")
+        .token(&token)
+        .csr(&b.path("held.csr.b64"))
+        .send()
+        .expect(202, "resend to node B while held");
+    let approved = b.run(&["request", "approve", &held[0]]);
+    assert_eq!(approved.trim(), format!("{}: issued", held[0]));
+    let reply = b
+        .est("held/simpleenroll")
+        .token(&token)
+        .csr(&b.path("held.csr.b64"))
+        .send();
+    reply.expect(200, "resend to node B after approval");
+    let cert = common::pkcs7_to_pem(&b.work_dir, "from-b", &reply.body);
+    common::verify_cert(&b, &cert);
+    assert_eq!(cert_pubkey(&cert), public_key_of(&csr.key));
+    let again = a
+        .est("held/simpleenroll")
+        .token(&token)
+        .csr(&csr.b64)
+        .send();
+    again.expect(200, "resend to node A after approval");
+    let cert_a = common::pkcs7_to_pem(&a.work_dir, "from-a", &again.body);
+    assert_eq!(cert_serial(&cert_a), cert_serial(&cert), "one certificate");
+
+    // A one-use token spent on A is refused on B.
+    let once = b.token(&[]);
+    let first = new_csr(&a.work_dir, "once", KeyType::P256, "/CN=shared-2", &[]);
+    common::enroll(&a, "simpleenroll", &once, &first);
+    let second = new_csr(&b.work_dir, "twice", KeyType::P256, "/CN=shared-3", &[]);
+    b.est("simpleenroll")
+        .token(&once)
+        .csr(&second.b64)
+        .send()
+        .expect(401, "token spent on node A, presented to node B");
+}
