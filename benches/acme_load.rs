@@ -63,6 +63,7 @@ async fn run(orders: usize, workers: usize, max: Duration) -> anyhow::Result<()>
     }
 
     let started = Instant::now();
+    let cpu_before = process_cpu_secs();
     let deadline = started + max;
     let tasks: Vec<_> = accounts
         .into_iter()
@@ -86,6 +87,15 @@ async fn run(orders: usize, workers: usize, max: Duration) -> anyhow::Result<()>
     }
     let elapsed = started.elapsed();
     report(&latencies, elapsed, workers);
+    if let (Some(before), Some(after)) = (cpu_before, process_cpu_secs()) {
+        let cpu = after - before;
+        println!(
+            "acme_load: process CPU (gateway and clients) {cpu:.2} s: {:.2} ms per order, \
+             {:.0} orders per CPU-second",
+            cpu * 1000.0 / latencies.len().max(1) as f64,
+            latencies.len() as f64 / cpu.max(f64::EPSILON)
+        );
+    }
     Ok(())
 }
 
@@ -238,6 +248,17 @@ fn openssl(args: &[&str], out: &Path) -> anyhow::Result<()> {
         .context("openssl is needed (scripts/test-deps.sh)")?;
     anyhow::ensure!(status.success(), "openssl {args:?} failed");
     Ok(())
+}
+
+/// User plus system CPU time of this process (Linux `/proc/self/stat`, 100 ticks a second),
+/// so that a figure taken on a busy machine can be judged by CPU spent, not only wall time.
+fn process_cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
 }
 
 fn report(orders: &[[Duration; PHASES.len()]], elapsed: Duration, workers: usize) {
