@@ -222,3 +222,25 @@ pub trait Store: Send + Sync {
     /// Whether the database answers.
     async fn ping(&self) -> StoreResult<()>;
 }
+
+/// A transaction state as stored: the state column and the detail column.
+fn encode_state(state: &TransactionState) -> (&'static str, Option<&str>) {
+    match state {
+        TransactionState::InProgress => ("in_progress", None),
+        TransactionState::Issued(serial) => ("issued", Some(serial)),
+        TransactionState::Pending(id) => ("pending", Some(id)),
+        TransactionState::Rejected(why) => ("rejected", Some(why)),
+    }
+}
+
+/// The inverse of [`encode_state`].
+fn decode_state(state: &str, detail: Option<String>) -> StoreResult<TransactionState> {
+    let detail = detail.unwrap_or_default();
+    Ok(match state {
+        "in_progress" => TransactionState::InProgress,
+        "issued" => TransactionState::Issued(detail),
+        "pending" => TransactionState::Pending(detail),
+        "rejected" => TransactionState::Rejected(detail),
+        other => return Err(StoreError::Corrupt(format!("transaction state {other}"))),
+    })
+}

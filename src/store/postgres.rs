@@ -23,73 +23,16 @@ use tokio_postgres::{NoTls, Row};
 
 use super::{
     AuditRecord, CertificateRecord, PendingRecord, Store, StoreError, StoreResult, TokenRecord,
-    TransactionRecord, TransactionState,
+    TransactionRecord, TransactionState, decode_state, encode_state,
 };
 use crate::config::StoreConfig;
 
-/// The schema; every statement is idempotent, so each start runs it.
-const SCHEMA: &str = r"
-CREATE TABLE IF NOT EXISTS tokens (
-    id TEXT PRIMARY KEY,
-    secret_hash TEXT NOT NULL UNIQUE,
-    route TEXT NOT NULL,
-    uses_left BIGINT,
-    expires_at BIGINT NOT NULL,
-    subject_pattern TEXT
-);
-CREATE TABLE IF NOT EXISTS certificates (
-    serial TEXT PRIMARY KEY,
-    route TEXT NOT NULL,
-    profile TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    not_after BIGINT NOT NULL,
-    der BYTEA NOT NULL,
-    revoked_at BIGINT,
-    revocation_reason BIGINT
-);
-CREATE TABLE IF NOT EXISTS transactions (
-    protocol TEXT NOT NULL,
-    id TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    state TEXT NOT NULL,
-    detail TEXT,
-    PRIMARY KEY (protocol, id)
-);
-CREATE TABLE IF NOT EXISTS blobs (
-    kind TEXT NOT NULL,
-    key TEXT NOT NULL,
-    value BYTEA NOT NULL,
-    expires_at BIGINT NOT NULL,
-    PRIMARY KEY (kind, key)
-);
-CREATE TABLE IF NOT EXISTS pending (
-    id TEXT PRIMARY KEY,
-    protocol TEXT NOT NULL,
-    route TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    request TEXT NOT NULL,
-    status TEXT NOT NULL,
-    serial TEXT,
-    created_at BIGINT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS pending_status ON pending (status, created_at);
-CREATE TABLE IF NOT EXISTS audit (
-    seq BIGSERIAL PRIMARY KEY,
-    at BIGINT NOT NULL,
-    event TEXT NOT NULL,
-    protocol TEXT NOT NULL,
-    route TEXT NOT NULL,
-    profile TEXT NOT NULL,
-    requester TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    serial TEXT NOT NULL,
-    detail TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS counters (
-    name TEXT PRIMARY KEY,
-    value BIGINT NOT NULL
-);
-";
+/// The SQLite schema (portable SQL, every statement idempotent) in PostgreSQL's types.
+fn schema() -> String {
+    include_str!("schema.sql")
+        .replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY")
+        .replace(" BLOB ", " BYTEA ")
+}
 
 /// The advisory lock key held while the schema is applied ("enrollg" in ASCII).
 const SCHEMA_LOCK: i64 = 0x0065_6e72_6f6c_6c67;
@@ -184,7 +127,7 @@ impl PostgresStore {
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
                 .await
                 .map_err(pg_error)?;
-            tx.batch_execute(SCHEMA).await.map_err(pg_error)?;
+            tx.batch_execute(&schema()).await.map_err(pg_error)?;
             tx.commit().await.map_err(pg_error)
         };
         self.bounded(work).await
@@ -346,26 +289,6 @@ fn audit_row(r: &Row) -> StoreResult<AuditRecord> {
         subject: get(r, "subject")?,
         serial: get(r, "serial")?,
         detail: get(r, "detail")?,
-    })
-}
-
-fn encode_state(state: &TransactionState) -> (&'static str, Option<&str>) {
-    match state {
-        TransactionState::InProgress => ("in_progress", None),
-        TransactionState::Issued(serial) => ("issued", Some(serial)),
-        TransactionState::Pending(id) => ("pending", Some(id)),
-        TransactionState::Rejected(why) => ("rejected", Some(why)),
-    }
-}
-
-fn decode_state(state: &str, detail: Option<String>) -> StoreResult<TransactionState> {
-    let detail = detail.unwrap_or_default();
-    Ok(match state {
-        "in_progress" => TransactionState::InProgress,
-        "issued" => TransactionState::Issued(detail),
-        "pending" => TransactionState::Pending(detail),
-        "rejected" => TransactionState::Rejected(detail),
-        other => return Err(StoreError::Corrupt(format!("transaction state {other}"))),
     })
 }
 
@@ -679,5 +602,21 @@ impl Store for PostgresStore {
 
     async fn ping(&self) -> StoreResult<()> {
         self.rows("SELECT 1", &[]).await.map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_schema_uses_postgresql_types_only() {
+        let schema = super::schema();
+        for sqlite_only in ["BLOB", "AUTOINCREMENT", "INTEGER PRIMARY KEY"] {
+            assert!(
+                !schema.contains(sqlite_only),
+                "{sqlite_only} left in:\n{schema}"
+            );
+        }
+        assert_eq!(schema.matches("BYTEA").count(), 2);
+        assert!(schema.contains("seq BIGSERIAL PRIMARY KEY"));
     }
 }

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     AuditRecord, CertificateRecord, PendingRecord, Store, StoreError, StoreResult, TokenRecord,
-    TransactionRecord, TransactionState,
+    TransactionRecord, TransactionState, decode_state, encode_state,
 };
 
 /// The schema; each statement is idempotent so that every start may run it.
@@ -196,26 +196,6 @@ fn audit_row(r: &Row<'_>) -> rusqlite::Result<AuditRecord> {
         subject: r.get("subject")?,
         serial: r.get("serial")?,
         detail: r.get("detail")?,
-    })
-}
-
-fn encode_state(state: &TransactionState) -> (&'static str, Option<String>) {
-    match state {
-        TransactionState::InProgress => ("in_progress", None),
-        TransactionState::Issued(serial) => ("issued", Some(serial.clone())),
-        TransactionState::Pending(id) => ("pending", Some(id.clone())),
-        TransactionState::Rejected(why) => ("rejected", Some(why.clone())),
-    }
-}
-
-fn decode_state(state: &str, detail: Option<String>) -> StoreResult<TransactionState> {
-    let detail = detail.unwrap_or_default();
-    Ok(match state {
-        "in_progress" => TransactionState::InProgress,
-        "issued" => TransactionState::Issued(detail),
-        "pending" => TransactionState::Pending(detail),
-        "rejected" => TransactionState::Rejected(detail),
-        other => return Err(StoreError::Corrupt(format!("transaction state {other}"))),
     })
 }
 
@@ -444,6 +424,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         let (protocol, id) = (protocol.to_owned(), id.to_owned());
         let (name, detail) = encode_state(state);
+        let detail = detail.map(str::to_owned);
         self.call(move |c| {
             exec(
                 c,
