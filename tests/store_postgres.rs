@@ -420,6 +420,30 @@ fn public_key_of(key: &std::path::Path) -> String {
     openssl(&["pkey", "-in", path_str(key), "-pubout"])
 }
 
+/// `GET /crl` from a node, as `openssl crl -text`.
+fn crl_of(gw: &Gateway, name: &str) -> String {
+    let reply = gw.request(&format!("{}/crl", gw.http_url)).send();
+    reply.expect(200, "GET /crl");
+    let der = gw.path(&format!("{name}.der"));
+    std::fs::write(&der, &reply.body).expect("writing the CRL");
+    openssl(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        path_str(&der),
+        "-noout",
+        "-text",
+    ])
+}
+
+fn crl_number(text: &str) -> u64 {
+    let (_, value) = common::extension(text, "X509v3 CRL Number");
+    value
+        .parse()
+        .unwrap_or_else(|_| panic!("CRL number {value:?}"))
+}
+
 fn pending_ids(gw: &Gateway) -> Vec<String> {
     gw.run(&["request", "list"])
         .lines()
@@ -493,6 +517,20 @@ fn two_gateways_share_one_database() {
     again.expect(200, "resend to node A after approval");
     let cert_a = common::pkcs7_to_pem(&a.work_dir, "from-a", &again.body);
     assert_eq!(cert_serial(&cert_a), cert_serial(&cert), "one certificate");
+
+    // Revoked through node A's CLI, listed by node B's CRL; one CRL number sequence.
+    let serial = cert_serial(&cert);
+    let first = crl_of(&b, "crl-b1");
+    assert!(!first.contains(&serial), "{first}");
+    a.run(&["revoke", &serial, "--reason", "1"]);
+    let on_b = crl_of(&b, "crl-b2");
+    assert!(
+        on_b.contains(&serial),
+        "node B's CRL lacks {serial}:\n{on_b}"
+    );
+    let on_a = crl_of(&a, "crl-a");
+    assert!(on_a.contains(&serial), "{on_a}");
+    assert!(crl_number(&first) < crl_number(&on_b) && crl_number(&on_b) < crl_number(&on_a));
 
     // A one-use token spent on A is refused on B.
     let once = b.token(&[]);
