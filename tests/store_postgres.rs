@@ -1,10 +1,13 @@
 //! The PostgreSQL store: the `Store` contract on a throwaway PostgreSQL cluster, several
 //! store instances (nodes) racing on the same rows, the password kept out of the
-//! configuration and the logs, and two `enrollgate serve` processes sharing one database.
+//! configuration and the logs, and two `enrollgate serve` processes sharing one database
+//! (EST manual approval, one-use tokens, the CRL, SCEP CertPoll across nodes).
 
 mod common;
 #[path = "common/postgres.rs"]
 mod pg;
+#[path = "common/scep.rs"]
+mod scep;
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -16,7 +19,10 @@ use enrollgate::store::{
     AuditRecord, CertificateRecord, PendingRecord, PostgresStore, Store, TokenRecord,
     TransactionState,
 };
+use enrollgate_scep::{MessageType, PkiStatus};
 use pg::Cluster;
+use scep::Scep;
+use scep::pki::{self, Requester};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -452,31 +458,44 @@ fn pending_ids(gw: &Gateway) -> Vec<String> {
         .collect()
 }
 
+/// A default route and a `held` route with manual approval, on PostgreSQL.
+fn two_node_config(cluster: &Cluster) -> String {
+    format!(
+        "[store]\nurl = \"{}\"\n\n[profiles.device]\n\n[[routes]]\nlabel = \"\"\n\
+         profile = \"device\"\n\n[[routes]]\nlabel = \"held\"\nprofile = \"device\"\n\
+         manual_approval = true\n",
+        cluster.url("nodes")
+    )
+}
+
+/// Two `enrollgate serve` processes on database `nodes`; node B runs on node A's key files
+/// (the CA, RA and TLS identities and the token key), as nodes behind a load balancer do.
+fn two_nodes(cluster: &Cluster) -> (Gateway, Gateway) {
+    cluster.create_database("nodes");
+    let config = two_node_config(cluster);
+    let a = Gateway::start(&config);
+    let mut b = Gateway::start(&config);
+    for entry in std::fs::read_dir(&a.data_dir).expect("node A's data directory") {
+        let path = entry.expect("a directory entry").path();
+        let Some(name) = path.file_name().map(ToOwned::to_owned) else {
+            continue;
+        };
+        if path.is_file() && !name.to_string_lossy().starts_with("enrollgate.db") {
+            std::fs::copy(&path, b.data_dir.join(&name)).expect("copying a key file");
+        }
+    }
+    b.restart();
+    assert_eq!(a.fingerprint, b.fingerprint, "one CA behind both nodes");
+    (a, b)
+}
+
 /// Two `enrollgate serve` processes on one database (sharing the CA and token key files,
 /// as nodes behind a load balancer do): a request held through node A, approved with the
 /// CLI, is answered by node B; a token spent on A is refused by B.
 #[test]
 fn two_gateways_share_one_database() {
     let cluster = Cluster::start();
-    cluster.create_database("nodes");
-    let store = format!(
-        "[store]\nurl = \"{}\"\n\n[profiles.device]\n\n[[routes]]\nlabel = \"\"\n\
-         profile = \"device\"\n\n[[routes]]\nlabel = \"held\"\nprofile = \"device\"\n\
-         manual_approval = true\n",
-        cluster.url("nodes")
-    );
-    let a = Gateway::start(&store);
-    let mut b = Gateway::start(&store);
-    // Node B takes node A's keys: the CA, the TLS identity and the token key.
-    for entry in std::fs::read_dir(&a.data_dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_owned();
-        if path.is_file() && !name.to_string_lossy().starts_with("enrollgate.db") {
-            std::fs::copy(&path, b.data_dir.join(&name)).unwrap();
-        }
-    }
-    b.restart();
-    assert_eq!(a.fingerprint, b.fingerprint, "one CA behind both nodes");
+    let (a, b) = two_nodes(&cluster);
 
     // Held through A, approved with the CLI, handed out by B.
     let token = a.token(&["--route", "held"]);
@@ -542,4 +561,39 @@ fn two_gateways_share_one_database() {
         .csr(&second.b64)
         .send()
         .expect(401, "token spent on node A, presented to node B");
+}
+
+/// SCEP on two nodes: a PKCSReq held through node A is polled through node B, approved
+/// with node B's CLI, and both nodes answer the CertPoll with the one certificate.
+#[test]
+fn a_scep_request_held_on_one_node_is_polled_on_the_other() {
+    let cluster = Cluster::start();
+    let (a, b) = two_nodes(&cluster);
+    let (sa, sb) = (Scep::new(&a), Scep::new(&b));
+    let (url_a, url_b) = (
+        format!("{}/scep/held", a.http_url),
+        format!("{}/scep/held", b.http_url),
+    );
+    let cn = "scep-shared";
+    let device = Requester::new(cn);
+    let id = device.identity();
+    let (_, secret) = a.token(&["--route", "held"]);
+    let tid = pki::transaction_id(cn);
+    let csr = device.csr(cn, Some(&secret));
+    let req = pki::message(&id, &sa.ra, MessageType::PkcsReq, &tid, &csr);
+    assert_eq!(sa.exchange(&url_a, &id, &req).status, PkiStatus::Pending);
+
+    let content = pki::cert_poll_content(&sb.issuing, cn);
+    let poll = || pki::message(&id, &sb.ra, MessageType::CertPoll, &tid, &content);
+    assert_eq!(
+        sb.exchange(&url_b, &id, &poll()).status,
+        PkiStatus::Pending,
+        "node B sees the request held by node A"
+    );
+    let held = pending_ids(&b);
+    assert_eq!(held.len(), 1, "{held:?}");
+    b.run(&["request", "approve", &held[0]]);
+    let from_b = scep::issued(&sb.exchange(&url_b, &id, &poll()));
+    let from_a = scep::issued(&sa.exchange(&url_a, &id, &poll()));
+    assert_eq!(from_a, from_b, "one certificate, whichever node answers");
 }
