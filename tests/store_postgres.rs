@@ -10,8 +10,9 @@ mod pg;
 mod scep;
 
 use std::collections::BTreeSet;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::{Gateway, KeyType, cert_pubkey, cert_serial, new_csr, openssl, path_str};
 use enrollgate::config::StoreConfig;
@@ -332,6 +333,78 @@ fn racing_nodes_get_each_use_claim_and_blob_once() {
         .await;
         let distinct: BTreeSet<i64> = values.into_iter().collect();
         assert_eq!(distinct, (1..=CALLERS as i64).collect(), "no number twice");
+    });
+}
+
+/// A statement stuck behind another session's lock fails after the query timeout (the
+/// server's statement_timeout) instead of holding the caller, and the pool serves the next
+/// call normally.
+#[test]
+fn a_stuck_statement_fails_after_the_query_timeout() {
+    let cluster = Cluster::start();
+    cluster.create_database("stuck");
+    runtime().block_on(async {
+        let pg: tokio_postgres::Config = cluster.url("stuck").parse().expect("test URL");
+        let s = PostgresStore::open(pg, 2, Duration::from_secs(5), Duration::from_secs(1))
+            .await
+            .expect("connecting");
+        s.insert_token(&token("locked", Some(3), i64::MAX))
+            .await
+            .unwrap();
+
+        // Another session holds the row lock far longer than the query timeout.
+        let mut holder = cluster
+            .psql_command(
+                "stuck",
+                "BEGIN; UPDATE tokens SET uses_left = uses_left WHERE id = 'locked'; \
+                 SELECT pg_sleep(60); COMMIT;",
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting psql");
+        let sleeping = "SELECT count(*) FROM pg_stat_activity \
+                        WHERE state = 'active' AND query LIKE '%pg_sleep(60)%' \
+                        AND pid <> pg_backend_pid()";
+        for _ in 0..600 {
+            if cluster.psql("stuck", sleeping).trim() == "1" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            cluster.psql("stuck", sleeping).trim(),
+            "1",
+            "the lock holder runs"
+        );
+
+        let e = s
+            .take_token_use("locked", 1)
+            .await
+            .expect_err("a statement waiting on the lock is cancelled");
+        let text = e.to_string();
+        assert!(text.contains("57014"), "query_canceled: {text}");
+
+        // The holder's session ends and its lock goes with it; the same pool carries on.
+        cluster.psql(
+            "stuck",
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()",
+        );
+        let _ = holder.wait();
+        let mut taken = false;
+        for _ in 0..100 {
+            match s.take_token_use("locked", 1).await {
+                Ok(t) => {
+                    taken = t;
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        assert!(taken, "the next call succeeds once the lock is gone");
+        assert_eq!(s.token("locked").await.unwrap().unwrap().uses_left, Some(2));
     });
 }
 

@@ -181,14 +181,20 @@ impl Cluster {
 
     /// Runs SQL through `psql` as the superuser over the unix socket.
     pub fn psql(&self, database: &str, sql: &str) -> String {
+        let out = run(&mut self.psql_command(database, sql));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The `psql` command of [`Cluster::psql`], to run in the background.
+    pub fn psql_command(&self, database: &str, sql: &str) -> Command {
         let psql = self.bin.join("psql");
         let psql = if psql.is_file() {
             psql
         } else {
             PathBuf::from("psql")
         };
-        let out = run(Command::new(psql)
-            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
+        let mut cmd = Command::new(psql);
+        cmd.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(self.dir.path())
             .args([
                 "-p",
@@ -199,8 +205,8 @@ impl Cluster {
                 database,
                 "-c",
                 sql,
-            ]));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+            ]);
+        cmd
     }
 
     /// Creates a database.
