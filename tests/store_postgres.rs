@@ -670,3 +670,38 @@ fn a_scep_request_held_on_one_node_is_polled_on_the_other() {
     let from_a = scep::issued(&sa.exchange(&url_a, &id, &poll()));
     assert_eq!(from_a, from_b, "one certificate, whichever node answers");
 }
+
+/// A node whose database goes away reports itself unready (`/readyz` 503) and refuses to
+/// enroll instead of hanging; once the database is back, the same process is ready and
+/// enrolls again, its pool having replaced the dead connections.
+#[test]
+fn a_node_is_unready_while_its_database_is_down_and_recovers() {
+    let cluster = Cluster::start();
+    cluster.create_database("nodes");
+    let a = Gateway::start(&two_node_config(&cluster));
+    let ready = || a.request(&format!("{}/readyz", a.admin_url)).send().status;
+    assert_eq!(ready(), 200);
+    let token = a.token(&[]);
+
+    cluster.stop();
+    assert_eq!(ready(), 503, "store down");
+    let csr = new_csr(&a.work_dir, "down", KeyType::P256, "/CN=while-down", &[]);
+    let refused = a.est("simpleenroll").token(&token).csr(&csr.b64).send();
+    assert!(
+        refused.status >= 500,
+        "no enrollment without the store: {}",
+        refused.status
+    );
+
+    cluster.start_again();
+    let mut status = 0;
+    for _ in 0..50 {
+        status = ready();
+        if status == 200 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(status, 200, "ready again once the database is back");
+    common::enroll(&a, "simpleenroll", &token, &csr);
+}

@@ -30,6 +30,8 @@ pub struct Cluster {
     bin: PathBuf,
     data: PathBuf,
     as_root: bool,
+    /// The server options `pg_ctl start` was given.
+    options: String,
     /// The TCP port it listens on (127.0.0.1).
     pub port: u16,
 }
@@ -99,6 +101,7 @@ impl Cluster {
             bin,
             data,
             as_root,
+            options: String::new(),
             port: 0,
         };
         if as_root {
@@ -161,6 +164,7 @@ impl Cluster {
                 .output()
                 .expect("running pg_ctl start");
             if out.status.success() {
+                cluster.options = options;
                 break;
             }
             assert!(
@@ -172,6 +176,33 @@ impl Cluster {
             );
         }
         cluster
+    }
+
+    /// Stops the server (fast shutdown: sessions are ended), keeping its data.
+    pub fn stop(&self) {
+        let data = self.data.display().to_string();
+        run(&mut self.command("pg_ctl", &["stop", "-m", "fast", "-w", "-D", &data]));
+    }
+
+    /// Starts the server again after [`Cluster::stop`], on the same port.
+    pub fn start_again(&self) {
+        let data = self.data.display().to_string();
+        let log = self.dir.path().join("server.log").display().to_string();
+        run(&mut self.command(
+            "pg_ctl",
+            &[
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-D",
+                &data,
+                "-l",
+                &log,
+                "-o",
+                &self.options,
+            ],
+        ));
     }
 
     /// A `postgres://` URL for `database` as the superuser, without a password.
