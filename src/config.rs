@@ -159,6 +159,29 @@ pub enum AuthMethod {
     Password,
     /// Anyone (ACME accounts prove control of identifiers instead; test routes).
     Anonymous,
+    /// The challenge password is checked by the route's `webhook`, which sees it with the
+    /// request (dynamic challenges issued by a device manager).
+    Webhook,
+}
+
+/// An HTTP webhook that approves or refuses each request of a route (see
+/// `src/issuance/webhook.rs` for the exchange).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    /// The URL the gateway POSTs each request to (http or https).
+    pub url: String,
+    /// Seconds to wait for the answer; no answer refuses the request.
+    #[serde(default = "default_webhook_timeout")]
+    pub timeout_secs: u64,
+    /// PEM file of the CAs trusted for an https webhook's certificate; default: the system
+    /// bundle.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+fn default_webhook_timeout() -> u64 {
+    5
 }
 
 /// One route.
@@ -187,6 +210,9 @@ pub struct Route {
     /// only when one surely did not issue. Empty means `["builtin"]`.
     #[serde(default)]
     pub backends: Vec<String>,
+    /// An HTTP webhook asked about every request after policy; it may refuse it.
+    #[serde(default)]
+    pub webhook: Option<Webhook>,
 }
 
 fn default_auth() -> Vec<AuthMethod> {
@@ -213,6 +239,7 @@ impl Default for Config {
                 password_env: None,
                 manual_approval: false,
                 backends: Vec::new(),
+                webhook: None,
             }],
             backends: BTreeMap::new(),
             acme: Acme::default(),
@@ -358,6 +385,20 @@ impl Config {
                 return bad(format!(
                     "route {:?} allows no authentication method",
                     route.label
+                ));
+            }
+            if route.auth.contains(&AuthMethod::Webhook) && route.webhook.is_none() {
+                return bad(format!(
+                    "route {:?} allows webhook but sets no [routes.webhook]",
+                    route.label
+                ));
+            }
+            if let Some(w) = &route.webhook
+                && !(w.url.starts_with("http://") || w.url.starts_with("https://"))
+            {
+                return bad(format!(
+                    "route {:?}: webhook url {:?} is not http:// or https://",
+                    route.label, w.url
                 ));
             }
             if route.auth.contains(&AuthMethod::Password) && route.password_env.is_none() {

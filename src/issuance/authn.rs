@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use der::Decode;
-use enrollgate_model::{Credential, RejectReason};
+use enrollgate_model::{Credential, RejectReason, Secret};
 use rustls::pki_types::{CertificateDer, TrustAnchor, UnixTime};
 use subtle::ConstantTimeEq;
 use x509_cert::Certificate;
@@ -32,6 +32,8 @@ pub enum Authenticated {
     Password,
     /// Nobody in particular, on a route that allows that.
     Anonymous,
+    /// A challenge password that the route's webhook checks (it is asked before issuance).
+    Webhook(Secret),
 }
 
 impl Authenticated {
@@ -49,6 +51,7 @@ impl Authenticated {
             }
             Self::Password => "password".into(),
             Self::Anonymous => "anonymous".into(),
+            Self::Webhook(_) => "webhook".into(),
         }
     }
 }
@@ -133,6 +136,11 @@ impl Authenticator {
                 } else {
                     Err(RejectReason::Unauthenticated)
                 }
+            }
+            Credential::Token { secret, .. } | Credential::Password(secret)
+                if allows(AuthMethod::Webhook) && !secret.expose().is_empty() =>
+            {
+                Ok(Authenticated::Webhook(secret.clone()))
             }
             Credential::Anonymous if allows(AuthMethod::Anonymous) => Ok(Authenticated::Anonymous),
             _ => Err(RejectReason::Unauthenticated),

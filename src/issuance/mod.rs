@@ -9,6 +9,7 @@
 
 mod authn;
 mod policy;
+mod webhook;
 
 pub use authn::{Authenticated, Authenticator};
 pub use policy::{Approved, glob};
@@ -53,6 +54,7 @@ pub struct Registrar {
     authn: Authenticator,
     metrics: Arc<Metrics>,
     ca_not_after: SystemTime,
+    webhooks: webhook::Webhooks,
 }
 
 /// The key material of a request after decoding and the proof-of-possession check.
@@ -80,6 +82,7 @@ impl Registrar {
         ca_not_after: SystemTime,
     ) -> Self {
         Self {
+            webhooks: webhook::Webhooks::from_config(&config),
             config,
             store,
             backend,
@@ -162,6 +165,7 @@ impl Registrar {
         check_renewal(req.operation, &who, &material.subject, profile)?;
 
         let approved = self.approve(route, profile, &material, &who)?;
+        self.ask_webhook(req, &material, &who).await?;
         if let Some(tid) = &req.transaction_id {
             let existing = self
                 .store
@@ -204,6 +208,45 @@ impl Registrar {
             }
         }
         result
+    }
+
+    /// The route's approval webhook, when it has one; a `webhook`-authenticated requester
+    /// needs one that allows it.
+    async fn ask_webhook(
+        &self,
+        req: &IssuanceRequest,
+        m: &Material,
+        who: &Authenticated,
+    ) -> Result<(), RejectReason> {
+        let challenge = match who {
+            Authenticated::Webhook(secret) => Some(secret),
+            _ => None,
+        };
+        if !self.webhooks.has(&req.route) {
+            // `Config::validate` makes a webhook-authenticated route name one.
+            return match challenge {
+                Some(_) => Err(RejectReason::Unauthenticated),
+                None => Ok(()),
+            };
+        }
+        let ask = webhook::Ask {
+            protocol: req.protocol.as_str(),
+            route: &req.route,
+            operation: req.operation.as_str(),
+            requester: who.label(),
+            subject: &m.subject_text,
+            sans: m.sans.iter().map(ToString::to_string).collect(),
+            csr: m.csr.as_deref(),
+            challenge,
+        };
+        let verdict = self.webhooks.check(&ask).await;
+        if verdict.is_err() {
+            self.metrics
+                .bad_input
+                .with_label_values(&["webhook", "refused"])
+                .inc();
+        }
+        verdict
     }
 
     fn profile(&self, route: &Route) -> Result<&Profile, RejectReason> {
