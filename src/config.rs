@@ -48,6 +48,25 @@ pub struct Config {
     pub acme: Acme,
     /// The store: SQLite in the data directory, or a shared PostgreSQL database.
     pub store: StoreConfig,
+    /// CMP settings shared by every route.
+    pub cmp: CmpSettings,
+}
+
+/// CMP settings.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CmpSettings {
+    /// Seconds a requester has to send certConf; a certificate still unconfirmed then is
+    /// revoked (RFC 9810 5.3.18), unless implicit confirmation was granted.
+    pub confirm_wait_secs: u64,
+}
+
+impl Default for CmpSettings {
+    fn default() -> Self {
+        Self {
+            confirm_wait_secs: 300,
+        }
+    }
 }
 
 /// Listener addresses; a missing one is not opened.
@@ -244,6 +263,7 @@ impl Default for Config {
             backends: BTreeMap::new(),
             acme: Acme::default(),
             store: StoreConfig::default(),
+            cmp: CmpSettings::default(),
         }
     }
 }
@@ -361,6 +381,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         let mut labels = std::collections::HashSet::new();
+        if self.cmp.confirm_wait_secs == 0 {
+            return bad("cmp.confirm_wait_secs must be at least 1".into());
+        }
         for route in &self.routes {
             if !labels.insert(route.label.as_str()) {
                 return bad(format!("route label {:?} appears twice", route.label));

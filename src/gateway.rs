@@ -193,9 +193,12 @@ impl Gateway {
             }
         }
         let _ = bound.send(addrs);
+        // Unconfirmed CMP certificates are looked for at least every 10 s, and more often
+        // when the confirmation window is shorter.
+        let sweep_every = Duration::from_secs(cfg.cmp.confirm_wait_secs.clamp(1, 10));
         let sweeper = tokio::spawn(server::cmp::sweep_unconfirmed(
             self.state.clone(),
-            Duration::from_secs(10),
+            sweep_every,
         ));
         for t in tasks {
             let _ = t.await;

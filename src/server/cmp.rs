@@ -40,6 +40,7 @@ impl CmpServers {
         let mut by_route = HashMap::new();
         for route in &state_config.routes {
             let mut config = ServerConfig::new(route.label.clone());
+            config.confirm_wait_secs = state_config.cmp.confirm_wait_secs;
             config.ca_certs = ca.chain();
             let server = CmpServer::new(config, key_pkcs8, chain.clone())
                 .map_err(|e| anyhow::anyhow!("CMP server for route {:?}: {e}", route.label))?;
