@@ -55,15 +55,57 @@ pub fn check_chain(leaf: &Certificate, chain: &[Vec<u8>]) -> Result<(), Unusable
         return Err(bad_chain(format!("{} certificates", chain.len())));
     }
     let mut child = leaf.clone();
+    let mut child_der: Option<&[u8]> = None;
     for der in chain {
         let parent = decode(der)?;
         if child.tbs_certificate().issuer() != parent.tbs_certificate().subject() {
             return Err(bad_chain("issuer and next subject differ".into()));
         }
-        verify_signed_by(&child, &parent)?;
+        match child_der {
+            // The leaf is new with every answer: always checked.
+            None => verify_signed_by(&child, &parent)?,
+            // CA links repeat with every answer: checked once, then remembered.
+            Some(c) => {
+                let link = link_key(c, der);
+                if !VERIFIED_LINKS.with(|set| set.contains(&link)) {
+                    verify_signed_by(&child, &parent)?;
+                    VERIFIED_LINKS.with(|set| set.insert(link));
+                }
+            }
+        }
         child = parent;
+        child_der = Some(der);
     }
     Ok(())
+}
+
+/// CA-to-CA links whose signature verified, by SHA-256 of (child, parent). Bounded: when
+/// full it starts over (a CA set never comes near the bound).
+struct Links(std::sync::Mutex<std::collections::HashSet<[u8; 32]>>);
+
+const MAX_LINKS: usize = 256;
+
+static VERIFIED_LINKS: std::sync::LazyLock<Links> =
+    std::sync::LazyLock::new(|| Links(std::sync::Mutex::new(Default::default())));
+
+impl Links {
+    fn with<T>(&self, f: impl FnOnce(&mut std::collections::HashSet<[u8; 32]>) -> T) -> T {
+        let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if set.len() >= MAX_LINKS {
+            set.clear();
+        }
+        f(&mut set)
+    }
+}
+
+fn link_key(child: &[u8], parent: &[u8]) -> [u8; 32] {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(&(child.len() as u64).to_be_bytes());
+    ctx.update(child);
+    ctx.update(parent);
+    let mut out = [0; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
 }
 
 /// Checks `child`'s signature with `parent`'s key.
