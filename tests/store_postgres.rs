@@ -10,6 +10,8 @@ mod pg;
 mod scep;
 
 use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -424,7 +426,9 @@ fn the_password_comes_from_the_environment_and_is_never_printed() {
     let config = dir.path().join("enrollgate.toml");
     std::fs::write(
         &config,
-        "[store]\nurl_env = \"EG_TEST_DATABASE_URL\"\nconnect_timeout_secs = 3\n",
+        "[listen]\nhttps = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n\
+         coaps = \"127.0.0.1:0\"\n\n\
+         [store]\nurl_env = \"EG_TEST_DATABASE_URL\"\nconnect_timeout_secs = 3\n",
     )
     .unwrap();
     assert!(
@@ -436,27 +440,17 @@ fn the_password_comes_from_the_environment_and_is_never_printed() {
             .success(),
         "check accepts url_env"
     );
-    let init = |url: &str| {
-        Command::new(common::BIN)
-            .args(["init", "--config", path_str(&config), "--data-dir"])
-            .arg(dir.path().join("data"))
-            .env("EG_TEST_DATABASE_URL", url)
-            .env("RUST_LOG", "trace")
-            .output()
-            .expect("running enrollgate init")
-    };
+    // `serve` with every log line on: stopped once it has printed its addresses (or ended).
+    let serve = |url: &str| serve_until_ready(&config, &dir.path().join("data"), url);
     let url = |pw: &str| format!("postgres://node:{pw}@127.0.0.1:{}/shared", cluster.port);
 
-    let ok = init(&url(password));
-    let all = |o: &std::process::Output| {
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    };
-    assert!(ok.status.success(), "init with the password: {}", all(&ok));
-    assert!(!all(&ok).contains(password), "{}", all(&ok));
+    let (ready, text) = serve(&url(password));
+    assert!(ready, "serve with the password:\n{text}");
+    assert!(
+        text.contains("store: PostgreSQL") && text.contains("127.0.0.1"),
+        "the log names the database:\n{text}"
+    );
+    assert!(!text.contains(password), "{text}");
     let tables = cluster.psql(
         "shared",
         "SELECT count(*) FROM pg_tables WHERE tableowner = 'node'",
@@ -464,9 +458,8 @@ fn the_password_comes_from_the_environment_and_is_never_printed() {
     assert_eq!(tables.trim(), "7", "the schema was made by the node's role");
 
     let wrong = "wrong-pw-93ab";
-    let refused = init(&url(wrong));
-    assert!(!refused.status.success());
-    let text = all(&refused);
+    let (ready, text) = serve(&url(wrong));
+    assert!(!ready);
     assert!(text.contains("password authentication failed"), "{text}");
     assert!(!text.contains(wrong), "{text}");
 
@@ -474,11 +467,11 @@ fn the_password_comes_from_the_environment_and_is_never_printed() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
-    let down = init(&format!(
+    let (ready, text) = serve(&format!(
         "postgres://node:{password}@127.0.0.1:{port}/shared"
     ));
-    assert!(!down.status.success());
-    assert!(!all(&down).contains(password), "{}", all(&down));
+    assert!(!ready);
+    assert!(!text.contains(password), "{text}");
 
     let missing = Command::new(common::BIN)
         .args(["init", "--config", path_str(&config), "--data-dir"])
@@ -487,11 +480,40 @@ fn the_password_comes_from_the_environment_and_is_never_printed() {
         .output()
         .unwrap();
     assert!(!missing.status.success());
-    assert!(
-        all(&missing).contains("EG_TEST_DATABASE_URL"),
-        "{}",
-        all(&missing)
-    );
+    let text = String::from_utf8_lossy(&missing.stderr);
+    assert!(text.contains("EG_TEST_DATABASE_URL"), "{text}");
+}
+
+/// Runs `enrollgate serve` with `RUST_LOG=trace` and the database URL in the environment
+/// until it prints its root CA fingerprint (then stops it) or exits; returns whether it got
+/// that far and everything it wrote.
+fn serve_until_ready(config: &Path, data: &Path, url: &str) -> (bool, String) {
+    let log = data.with_extension("serve.log");
+    let mut child = Command::new(common::BIN)
+        .args(["serve", "--config", path_str(config), "--data-dir"])
+        .arg(data)
+        .env("EG_TEST_DATABASE_URL", url)
+        .env("RUST_LOG", "trace")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("creating the serve log"))
+        .spawn()
+        .expect("starting enrollgate serve");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut printed = String::new();
+    let mut ready = false;
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        printed.push_str(&line);
+        printed.push('\n');
+        if line.starts_with("root CA SHA-256 fingerprint") {
+            ready = true;
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    (ready, common::strip_ansi(&format!("{printed}{logged}")))
 }
 
 /// The ASCII public key of a key file, for comparison with a certificate's.
