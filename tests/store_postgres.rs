@@ -347,7 +347,7 @@ fn a_stuck_statement_fails_after_the_query_timeout() {
     cluster.create_database("stuck");
     runtime().block_on(async {
         let pg: tokio_postgres::Config = cluster.url("stuck").parse().expect("test URL");
-        let s = PostgresStore::open(pg, 2, Duration::from_secs(5), Duration::from_secs(1))
+        let s = PostgresStore::open(pg, None, 2, Duration::from_secs(5), Duration::from_secs(1))
             .await
             .expect("connecting");
         s.insert_token(&token("locked", Some(3), i64::MAX))
@@ -726,4 +726,58 @@ fn a_node_is_unready_while_its_database_is_down_and_recovers() {
     }
     assert_eq!(status, 200, "ready again once the database is back");
     common::enroll(&a, "simpleenroll", &token, &csr);
+}
+
+/// With `tls_ca_file` every connection is TLS to a server whose certificate chains to that
+/// CA: a role the server admits only over TLS gets in, the same role without the option is
+/// refused, and a server certificate from another CA is refused by the store.
+#[test]
+fn tls_ca_file_makes_every_connection_tls_to_a_certified_server() {
+    let cluster = Cluster::start();
+    let ca = cluster.enable_tls("tlsnode");
+    cluster.psql("postgres", "CREATE ROLE tlsnode LOGIN");
+    cluster.psql("postgres", "CREATE DATABASE tlsdb OWNER tlsnode");
+    let url = format!("postgres://tlsnode@127.0.0.1:{}/tlsdb", cluster.port);
+    let config = |ca_file: Option<std::path::PathBuf>| StoreConfig {
+        url: Some(url.clone()),
+        tls_ca_file: ca_file,
+        pool_size: 2,
+        ..StoreConfig::default()
+    };
+    runtime().block_on(async {
+        let s = PostgresStore::connect(&config(Some(ca.clone())))
+            .await
+            .expect("TLS connection");
+        assert_eq!(s.next_counter("tls").await.unwrap(), 1);
+
+        let clear = PostgresStore::connect(&config(None))
+            .await
+            .expect_err("refused in clear");
+        assert!(clear.to_string().contains("pg_hba.conf rejects"), "{clear}");
+
+        // Another CA: the server's certificate does not verify.
+        let other = tempfile::tempdir().unwrap();
+        let other_ca = other.path().join("other.pem");
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            path_str(&other.path().join("other.key")),
+            "-out",
+            path_str(&other_ca),
+            "-subj",
+            "/CN=other CA",
+            "-days",
+            "2",
+        ]);
+        let e = PostgresStore::connect(&config(Some(other_ca)))
+            .await
+            .expect_err("untrusted server certificate");
+        assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+    });
 }

@@ -5,9 +5,12 @@
 //! password never appears in the configuration: `url_env` names an environment variable
 //! holding the whole URL, or `password_env` one holding only the password.
 
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+
+use tokio_postgres::config::SslMode;
 
 use super::ConfigError;
 
@@ -21,6 +24,9 @@ pub struct StoreConfig {
     pub url_env: Option<String>,
     /// The environment variable holding the password for `url`.
     pub password_env: Option<String>,
+    /// PEM file of the CAs the database server's certificate must chain to; setting it
+    /// makes TLS required (and the server's name checked against the URL's host).
+    pub tls_ca_file: Option<PathBuf>,
     /// Connections each node keeps open at most.
     pub pool_size: usize,
     /// Seconds to connect (TCP, startup and authentication) before giving up.
@@ -35,6 +41,7 @@ impl Default for StoreConfig {
             url: None,
             url_env: None,
             password_env: None,
+            tls_ca_file: None,
             pool_size: 16,
             connect_timeout_secs: 5,
             query_timeout_secs: 10,
@@ -60,6 +67,9 @@ impl StoreConfig {
         if self.password_env.is_some() && !self.is_postgres() {
             return bad("password_env needs url (or url_env)".into());
         }
+        if self.tls_ca_file.is_some() && !self.is_postgres() {
+            return bad("tls_ca_file needs url (or url_env)".into());
+        }
         for (field, name) in [
             ("url_env", &self.url_env),
             ("password_env", &self.password_env),
@@ -74,7 +84,9 @@ impl StoreConfig {
             }
         }
         if let Some(url) = &self.url {
-            let parsed = parse_url(url, URL_SOURCE).map_err(ConfigError::Invalid)?;
+            let parsed = self
+                .parse_url(url, URL_SOURCE)
+                .map_err(ConfigError::Invalid)?;
             if parsed.get_password().is_some() {
                 return bad(
                     "url carries a password: keep the whole URL in the environment \
@@ -102,40 +114,44 @@ impl StoreConfig {
     /// `None` when the store is SQLite. Messages name the variables, never their values.
     pub fn postgres(&self) -> Result<Option<tokio_postgres::Config>, String> {
         let mut config = match (&self.url, &self.url_env) {
-            (Some(url), _) => parse_url(url, URL_SOURCE)?,
+            (Some(url), _) => self.parse_url(url, URL_SOURCE)?,
             (None, Some(var)) => {
                 let url = read_env(var, "store.url_env")?;
-                parse_url(&url, &format!("the URL in ${var}"))?
+                self.parse_url(&url, &format!("the URL in ${var}"))?
             }
             (None, None) => return Ok(None),
         };
         if let Some(var) = &self.password_env {
             config.password(read_env(var, "store.password_env")?);
         }
+        if self.tls_ca_file.is_some() {
+            config.ssl_mode(SslMode::Require);
+        }
         Ok(Some(config))
     }
-}
 
-/// Parses a PostgreSQL URL or key=value string. The parser's message is kept only when it
-/// cannot hold the text itself; TLS modes other than `disable` and `prefer` are refused
-/// because the store connects without TLS.
-fn parse_url(url: &str, source: &str) -> Result<tokio_postgres::Config, String> {
-    let config = tokio_postgres::Config::from_str(url).map_err(|_| {
-        format!(
-            "{source} is not a PostgreSQL connection URL \
-             (postgres://USER@HOST:PORT/DATABASE?connect_timeout=..)"
-        )
-    })?;
-    if !matches!(
-        config.get_ssl_mode(),
-        tokio_postgres::config::SslMode::Disable | tokio_postgres::config::SslMode::Prefer
-    ) {
-        return Err(format!(
-            "{source}: sslmode must be disable or prefer (the store connects without TLS; \
-             reach the database over loopback, a private network or a TLS tunnel)"
-        ));
+    /// Parses a PostgreSQL URL or key=value string. The parser's message is dropped (it may
+    /// quote the text); the TLS mode must fit `tls_ca_file`.
+    fn parse_url(&self, url: &str, source: &str) -> Result<tokio_postgres::Config, String> {
+        let config = tokio_postgres::Config::from_str(url).map_err(|_| {
+            format!(
+                "{source} is not a PostgreSQL connection URL \
+                 (postgres://USER@HOST:PORT/DATABASE?connect_timeout=..)"
+            )
+        })?;
+        let tls = self.tls_ca_file.is_some();
+        match config.get_ssl_mode() {
+            SslMode::Disable if tls => Err(format!(
+                "{source} says sslmode=disable, but [store] tls_ca_file asks for TLS"
+            )),
+            SslMode::Disable | SslMode::Prefer => Ok(config),
+            _ if tls => Ok(config),
+            _ => Err(format!(
+                "{source} asks for TLS: set [store] tls_ca_file to the CA file the \
+                 server's certificate chains to"
+            )),
+        }
     }
-    Ok(config)
 }
 
 fn read_env(var: &str, field: &str) -> Result<String, String> {
@@ -188,7 +204,12 @@ mod tests {
         assert!(e.contains("not a PostgreSQL connection URL"), "{e}");
         assert!(!e.contains("hunter2"), "{e}");
         let e = check("url = \"postgres://eg@db/eg?sslmode=require\"").unwrap_err();
-        assert!(e.contains("sslmode"), "{e}");
+        assert!(e.contains("tls_ca_file"), "{e}");
+        let e = check("url = \"postgres://eg@db/eg?sslmode=disable\"\ntls_ca_file = \"ca.pem\"")
+            .unwrap_err();
+        assert!(e.contains("sslmode=disable"), "{e}");
+        let e = check("tls_ca_file = \"ca.pem\"").unwrap_err();
+        assert!(e.contains("needs url"), "{e}");
         let e = check("url = \"postgres://eg@db/eg\"\nurl_env = \"X\"").unwrap_err();
         assert!(e.contains("not both"), "{e}");
         let e = check("url_env = \"1DB\"").unwrap_err();

@@ -9,6 +9,8 @@
 //! (`BIGSERIAL`, `BYTEA`), created at start under an advisory lock so that nodes starting
 //! together do not race on it.
 //!
+//! TLS (rustls, [`tls`]) when `[store] tls_ca_file` names the CAs of the server's certificate.
+//!
 //! Timeouts: the connection attempt (`connect_timeout_secs`), the wait for a pooled
 //! connection and each statement (`query_timeout_secs`, enforced by the server as
 //! `statement_timeout` and by the client around the whole call). The password is never
@@ -26,6 +28,8 @@ use super::{
     TransactionRecord, TransactionState, decode_state, encode_state,
 };
 use crate::config::StoreConfig;
+
+mod tls;
 
 /// The SQLite schema (portable SQL, every statement idempotent) in PostgreSQL's types.
 fn schema() -> String {
@@ -67,6 +71,7 @@ impl PostgresStore {
             .ok_or_else(|| StoreError::Postgres("[store] selects no PostgreSQL URL".into()))?;
         Self::open(
             pg,
+            config.tls_ca_file.as_deref(),
             config.pool_size,
             Duration::from_secs(config.connect_timeout_secs),
             Duration::from_secs(config.query_timeout_secs),
@@ -75,8 +80,10 @@ impl PostgresStore {
     }
 
     /// Opens a pool on `pg` with these limits, applies the schema and checks the database.
+    /// With `tls_ca_file`, every connection is TLS to a server certified by those CAs.
     pub async fn open(
         mut pg: tokio_postgres::Config,
+        tls_ca_file: Option<&std::path::Path>,
         pool_size: usize,
         connect_timeout: Duration,
         query_timeout: Duration,
@@ -93,13 +100,17 @@ impl PostgresStore {
         };
         pg.options(options);
         let target = describe_target(&pg);
-        let manager = Manager::from_config(
-            pg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match tls_ca_file {
+            Some(ca) => {
+                pg.ssl_mode(tokio_postgres::config::SslMode::Require);
+                let tls = tls::RustlsConnect::from_ca_file(ca).map_err(StoreError::Postgres)?;
+                Manager::from_config(pg, tls, manager_config)
+            }
+            None => Manager::from_config(pg, NoTls, manager_config),
+        };
         let pool = Pool::builder(manager)
             .max_size(pool_size.max(1))
             .runtime(Runtime::Tokio1)
@@ -116,7 +127,8 @@ impl PostgresStore {
             .apply_schema()
             .await
             .map_err(|e| StoreError::Postgres(format!("{target}: {e}")))?;
-        tracing::info!(database = %target, pool_size, "store: PostgreSQL");
+        let tls = tls_ca_file.is_some();
+        tracing::info!(database = %target, pool_size, tls, "store: PostgreSQL");
         Ok(store)
     }
 

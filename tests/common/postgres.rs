@@ -205,6 +205,98 @@ impl Cluster {
         ));
     }
 
+    /// Turns TLS on with a server certificate for 127.0.0.1 from a new CA, and makes role
+    /// `tls_role` connect over TLS only (trusted there, refused in clear); returns the CA file.
+    pub fn enable_tls(&self, tls_role: &str) -> PathBuf {
+        let dir = self.dir.path();
+        let p = |name: &str| dir.join(name).display().to_string();
+        let openssl = |args: &[&str]| run(Command::new("openssl").args(args));
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &p("ca.key"),
+            "-out",
+            &p("ca.pem"),
+            "-subj",
+            "/CN=enrollgate test db CA",
+            "-days",
+            "2",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ]);
+        openssl(&[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &p("server.key"),
+            "-out",
+            &p("server.csr"),
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("writing the extensions");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &p("server.csr"),
+            "-CA",
+            &p("ca.pem"),
+            "-CAkey",
+            &p("ca.key"),
+            "-CAcreateserial",
+            "-out",
+            &p("server.crt"),
+            "-days",
+            "2",
+            "-extfile",
+            &p("server.ext"),
+        ]);
+        if self.as_root {
+            for f in ["server.key", "server.crt"] {
+                run(Command::new("chown")
+                    .arg(format!("{PG_USER}:"))
+                    .arg(dir.join(f)));
+            }
+        }
+        run(Command::new("chmod").arg("600").arg(dir.join("server.key")));
+        let conf = self.data.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).expect("reading postgresql.conf");
+        text.push_str(&format!(
+            "\nssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
+            p("server.crt"),
+            p("server.key")
+        ));
+        std::fs::write(&conf, text).expect("writing postgresql.conf");
+        let hba = self.data.join("pg_hba.conf");
+        let rules = std::fs::read_to_string(&hba).expect("reading pg_hba.conf");
+        let rules = format!(
+            "hostssl all {tls_role} 127.0.0.1/32 trust\n\
+             hostnossl all {tls_role} 127.0.0.1/32 reject\n{rules}"
+        );
+        std::fs::write(&hba, rules).expect("writing pg_hba.conf");
+        let data = self.data.display().to_string();
+        run(&mut self.command("pg_ctl", &["reload", "-D", &data]));
+        dir.join("ca.pem")
+    }
+
     /// A `postgres://` URL for `database` as the superuser, without a password.
     pub fn url(&self, database: &str) -> String {
         format!("postgres://{SUPERUSER}@127.0.0.1:{}/{database}", self.port)
