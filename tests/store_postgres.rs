@@ -757,24 +757,7 @@ fn tls_ca_file_makes_every_connection_tls_to_a_certified_server() {
 
         // Another CA: the server's certificate does not verify.
         let other = tempfile::tempdir().unwrap();
-        let other_ca = other.path().join("other.pem");
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            path_str(&other.path().join("other.key")),
-            "-out",
-            path_str(&other_ca),
-            "-subj",
-            "/CN=other CA",
-            "-days",
-            "2",
-        ]);
+        let other_ca = pg::new_ca(other.path(), "other", "other CA");
         let e = PostgresStore::connect(&config(Some(other_ca)))
             .await
             .expect_err("untrusted server certificate");

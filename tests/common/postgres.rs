@@ -211,27 +211,7 @@ impl Cluster {
         let dir = self.dir.path();
         let p = |name: &str| dir.join(name).display().to_string();
         let openssl = |args: &[&str]| run(Command::new("openssl").args(args));
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &p("ca.key"),
-            "-out",
-            &p("ca.pem"),
-            "-subj",
-            "/CN=enrollgate test db CA",
-            "-days",
-            "2",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign",
-        ]);
+        new_ca(dir, "ca", "enrollgate test db CA");
         openssl(&[
             "req",
             "-new",
@@ -369,4 +349,27 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("binding a probe port")
+}
+
+/// Makes a self-signed P-256 CA `NAME.pem` (key `NAME.key`) in `dir`; returns the PEM path.
+pub fn new_ca(dir: &Path, name: &str, cn: &str) -> PathBuf {
+    let pem = dir.join(format!("{name}.pem"));
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .arg("-nodes")
+        .arg("-keyout")
+        .arg(dir.join(format!("{name}.key")))
+        .arg("-out")
+        .arg(&pem)
+        .args(["-subj", &format!("/CN={cn}"), "-days", "2"])
+        .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+        .args(["-addext", "keyUsage=critical,keyCertSign"]));
+    pem
 }
