@@ -117,35 +117,47 @@ fn serve(conn: Connection, mut queue: mpsc::Receiver<Job>) {
 }
 
 fn run_batch(conn: &Connection, batch: &mut Vec<Job>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        let why = e.to_string();
-        tracing::warn!(error = %why, "store: cannot begin a transaction");
-        for job in batch.drain(..) {
-            // Run nothing; tell every caller the batch failed.
-            drop(job);
-        }
+    if let Err(e) = control(conn, "BEGIN IMMEDIATE") {
+        tracing::warn!(error = %e, "store: cannot begin a transaction");
+        // Dropping a job drops its reply channel: its caller hears that the store failed.
+        batch.clear();
         return;
     }
+    let alone = batch.len() == 1;
     let mut replies = Vec::with_capacity(batch.len());
+    let mut all_ok = true;
     for job in batch.drain(..) {
-        let saved = conn.execute_batch("SAVEPOINT job").is_ok();
+        // A job that shares the transaction runs in a savepoint so that its failure undoes
+        // only its own writes; a job alone has the transaction to itself.
+        let saved = !alone && control(conn, "SAVEPOINT job").is_ok();
         let (ok, reply) = job(conn);
         if saved {
             if !ok {
-                let _ = conn.execute_batch("ROLLBACK TO job");
+                let _ = control(conn, "ROLLBACK TO job");
             }
-            let _ = conn.execute_batch("RELEASE job");
+            let _ = control(conn, "RELEASE job");
         }
+        all_ok &= ok;
         replies.push(reply);
     }
-    let committed = conn.execute_batch("COMMIT").map_err(|e| {
-        let _ = conn.execute_batch("ROLLBACK");
+    let end = if alone && !all_ok {
+        "ROLLBACK"
+    } else {
+        "COMMIT"
+    };
+    let committed = control(conn, end).map_err(|e| {
+        let _ = control(conn, "ROLLBACK");
         tracing::warn!(error = %e, "store: commit failed");
         e.to_string()
     });
     for reply in replies {
         reply(committed.clone());
     }
+}
+
+/// A transaction-control statement, prepared once and kept.
+fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
 }
 
 fn token_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
