@@ -27,6 +27,10 @@ impl CaBackend for BuiltinBackend {
         "builtin"
     }
 
+    fn signs_in_process(&self) -> bool {
+        true
+    }
+
     async fn issue(&self, request: &Approved) -> Result<BackendAnswer, BackendError> {
         let template = CertTemplate {
             serial: request.serial().to_vec(),
