@@ -425,3 +425,27 @@ fn cert_conf_for_an_unknown_certificate_or_by_another_requester_is_refused() {
     common::verify_cert(&c.gw, &pem);
     assert!(c.gw.log().contains("CMP certificate confirmed"));
 }
+
+#[test]
+fn a_mac_from_an_expired_token_is_not_authorized_even_for_genm() {
+    let c = Cmp::start();
+    // Expiry has one-second granularity: 2 s leaves at least one second of life.
+    let (id, secret) = c.gw.token(&["--ttl", "2s"]);
+    let late = Mac::new(&id, &secret);
+    // While the token lives, its MAC opens a genm.
+    let genm = |mac: &Mac| kit::protect_mac(&Head::new(), kit::genm_ca_certs_body(), mac);
+    let first = c.exchange(&genm(&late));
+    assert_eq!(
+        first.body.kind().name(),
+        "genp",
+        "{:?}",
+        kit::status(&first)
+    );
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let before = c.bad_input("notAuthorized");
+    let reply = c.exchange(&genm(&late));
+    kit::assert_failure(&reply, "error", FailInfo::NotAuthorized, "expired token");
+    assert_eq!(c.bad_input("notAuthorized") - before, 1.0);
+    // A live token is unaffected.
+    assert_eq!(c.exchange(&genm(&c.mac)).body.kind().name(), "genp");
+}

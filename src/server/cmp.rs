@@ -153,7 +153,12 @@ pub(crate) async fn exchange(
     let verified = match facts.protection {
         _ if tid.is_empty() => Err(CmpError::BadRequest("transactionID missing".into())),
         ProtectionKind::Mac => match facts.sender_kid_text() {
-            Some(kid) => server.verify_mac(&incoming, &state.tokens.secret_for(&kid)),
+            Some(kid) => match server.verify_mac(&incoming, &state.tokens.secret_for(&kid)) {
+                Ok(v) => live_token(state, &server.config().route, &kid, now)
+                    .await
+                    .map(|()| v),
+                Err(e) => Err(e),
+            },
             None => Err(CmpError::BadMessageCheck),
         },
         ProtectionKind::Signature => match server.verify_signature(&incoming) {
@@ -334,6 +339,21 @@ async fn on_event(state: &AppState, event: &Event) {
                 }
             }
         }
+    }
+}
+
+/// A MAC proves the token's secret; the token must also still exist, belong to this route
+/// and not have expired, for every message (genm included). Spent uses do not matter here:
+/// the registrar counts them when a certificate is asked for, and a started transaction may
+/// still confirm or poll.
+async fn live_token(state: &AppState, label: &str, kid: &str, now: u64) -> Result<(), CmpError> {
+    let now = i64::try_from(now).unwrap_or(i64::MAX);
+    match state.registrar.store().token(kid).await {
+        Ok(Some(t)) if t.route == label && t.expires_at > now => Ok(()),
+        Ok(_) => Err(CmpError::NotAuthorized(
+            "the MAC's token is unknown, expired or of another route".into(),
+        )),
+        Err(e) => Err(CmpError::Internal(format!("token lookup: {e}"))),
     }
 }
 
