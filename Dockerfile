@@ -14,6 +14,6 @@ COPY config/ /etc/enrollgate/
 USER enrollgate
 WORKDIR /var/lib/enrollgate
 # In a container the listeners must bind all interfaces; see config/container.toml.
-EXPOSE 8443 8080 9090
+EXPOSE 8443 8080 9090 5684/udp
 ENTRYPOINT ["/usr/local/bin/enrollgate"]
 CMD ["serve", "--config", "/etc/enrollgate/container.toml", "--data-dir", "/var/lib/enrollgate/data"]

@@ -69,17 +69,23 @@ impl Default for CmpSettings {
     }
 }
 
-/// Listener addresses; a missing one is not opened.
+/// Listener addresses. Without a `[listen]` table the embedded default's four listeners open
+/// on loopback; with one, only the listeners it names open (a missing one is not opened, so
+/// a deployment never gets a listener it did not ask for).
 #[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct Listen {
     /// HTTPS (EST, SCEP, CMP, ACME).
+    #[serde(default)]
     pub https: Option<SocketAddr>,
     /// Plain HTTP (SCEP, CMP).
+    #[serde(default)]
     pub http: Option<SocketAddr>,
     /// Admin: metrics, health, admin API. Keep it on loopback.
+    #[serde(default)]
     pub admin: Option<SocketAddr>,
     /// CoAPs over UDP (EST-coaps, CMP over CoAP), DTLS 1.2.
+    #[serde(default)]
     pub coaps: Option<SocketAddr>,
 }
 
@@ -524,6 +530,16 @@ mod tests {
             "expected the example configurations in {}",
             dir.display()
         );
+    }
+
+    #[test]
+    fn a_listen_table_opens_only_the_listeners_it_names() {
+        let c = Config::parse("[listen]\nhttps = \"127.0.0.1:0\"\n", Path::new("x.toml")).unwrap();
+        assert!(c.listen.https.is_some());
+        assert!(c.listen.http.is_none() && c.listen.admin.is_none() && c.listen.coaps.is_none());
+        let none = Config::parse("", Path::new("y.toml")).unwrap();
+        assert!(none.listen.https.is_some() && none.listen.http.is_some());
+        assert!(none.listen.admin.is_some() && none.listen.coaps.is_some());
     }
 
     #[test]
