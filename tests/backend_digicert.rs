@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use backends::{
-    FakeServer, Gateway, est_leaf, json_answer as json, key_and_csr, make_ca, pubkey_of_cert,
-    pubkey_of_key, require, serial_of, sign_csr_text, verifies,
+    FakeServer, Gateway, json_answer as json, key_and_csr, make_ca, pubkey_of_cert, pubkey_of_key,
+    require, serial_of, sign_csr_text, verifies,
 };
 
 const BASE: &str = "/services/v2";
@@ -204,15 +204,7 @@ fn est_and_cmp_order_issue_and_revoke() {
     let (id, secret) = gw.token("");
 
     let (key, _pem, der) = key_and_csr(dir, "est", "device-1");
-    let (status, body) = gw.est_enroll("", &der, &id, &secret);
-    assert_eq!(
-        status,
-        200,
-        "{}\n{}",
-        String::from_utf8_lossy(&body),
-        gw.log()
-    );
-    let leaf = est_leaf(dir, "est", &body);
+    let leaf = gw.est_issued(dir, "est", "", &der, &id, &secret);
     assert_eq!(pubkey_of_cert(&leaf), pubkey_of_key(&key));
     assert!(verifies(&dc.ca, &leaf));
 
@@ -276,15 +268,7 @@ fn an_order_waiting_for_approval_is_pending_then_issued() {
     assert_eq!(gw.est_enroll("", &der, &id, &secret).0, 202);
     assert_eq!(gw.est_last_header("retry-after").as_deref(), Some("1"));
     assert_eq!(gw.est_enroll("", &der, &id, &secret).0, 202);
-    let (status, body) = gw.est_enroll("", &der, &id, &secret);
-    assert_eq!(
-        status,
-        200,
-        "{}\n{}",
-        String::from_utf8_lossy(&body),
-        gw.log()
-    );
-    let leaf = est_leaf(dir, "held-est", &body);
+    let leaf = gw.est_issued(dir, "held-est", "", &der, &id, &secret);
     assert_eq!(pubkey_of_cert(&leaf), pubkey_of_key(&key));
     // One order only: the retries polled it, they did not order again.
     let posts = dc

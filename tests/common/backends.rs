@@ -224,6 +224,28 @@ impl Gateway {
         self.est_enroll_within(label, csr_der, user, pass, 30)
     }
 
+    /// EST simpleenroll that must succeed (HTTP 200; the body and the gateway's log are shown
+    /// otherwise); returns the issued certificate written to `dir/name.leaf.crt`.
+    pub fn est_issued(
+        &self,
+        dir: &Path,
+        name: &str,
+        label: &str,
+        csr_der: &Path,
+        user: &str,
+        pass: &str,
+    ) -> PathBuf {
+        let (status, body) = self.est_enroll(label, csr_der, user, pass);
+        assert_eq!(
+            status,
+            200,
+            "{}\n{}",
+            String::from_utf8_lossy(&body),
+            self.log()
+        );
+        est_leaf(dir, name, &body)
+    }
+
     /// As [`Self::est_enroll`], with curl giving up after `max_secs`: a gateway that has not
     /// answered by then yields status 0, so the status shows whether the client got an answer.
     pub fn est_enroll_within(
